@@ -1,0 +1,292 @@
+"""Read the knowledge files, validate every entry, cross-check them, and build :class:`Knowledge`.
+
+The loader reads files and nothing else. Every problem in every file is collected and raised
+at once as :class:`imnm.errors.KnowledgeError`, each naming the file, the entry and the
+problem.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from imnm import quantities
+from imnm.codes import EXPECTED, is_valid
+from imnm.errors import KnowledgeError, Problem, shorten
+from imnm.knowledge._models import (
+    AntibodyProfile,
+    Cited,
+    CkBand,
+    CodeEntry,
+    EnmcElement,
+    EnmcSubtype,
+    EularCategory,
+    EularItem,
+    EularProbability,
+    Juvenile,
+    Keyword,
+    OnsetBand,
+    Parameter,
+    PathologyFeature,
+    Recommendation,
+    Source,
+)
+from imnm.patient import Antibody, Biopsy
+
+M = TypeVar("M", bound=BaseModel)
+
+FILES = (
+    "sources.toml",
+    "onset_patterns.toml",
+    "ck_reference.toml",
+    "antibodies.toml",
+    "pathology.toml",
+    "enmc_2017.toml",
+    "eular_acr_2017.toml",
+    "code_sets.toml",
+    "recommendations.toml",
+    "parameters.toml",
+)
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """Everything imnm knows, loaded once. Rules receive this; they never open files."""
+
+    sources: dict[str, Source]
+    onset_bands: tuple[OnsetBand, ...]
+    ck_bands: tuple[CkBand, ...]
+    antibodies: dict[Antibody, AntibodyProfile]
+    pathology: tuple[PathologyFeature, ...]
+    enmc_subtypes: tuple[EnmcSubtype, ...]
+    enmc_elements: dict[str, EnmcElement]
+    eular_items: dict[str, EularItem]
+    eular_categories: tuple[EularCategory, ...]
+    eular_probability: EularProbability
+    juvenile: Juvenile
+    codes: tuple[CodeEntry, ...]
+    keywords: tuple[Keyword, ...]
+    recommendations: dict[str, Recommendation]
+    parameters: dict[str, Parameter]
+    directory: str = ""
+    _code_index: dict[tuple[str, str], CodeEntry] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for entry in self.codes:
+            if entry.match == "exact":
+                self._code_index[(entry.system.value, entry.code)] = entry
+
+    def recommendation(self, rule_id: str) -> Recommendation:
+        """The recommendation text and source for ``rule_id``."""
+        return self.recommendations[rule_id]
+
+    def parameter(self, name: str) -> float | bool:
+        """The default value of parameter ``name``."""
+        return self.parameters[name].value
+
+    def lookup_code(self, system: str, code: str) -> CodeEntry | None:
+        """The code-set entry for ``code`` (exact match first, then the longest prefix)."""
+        exact = self._code_index.get((system, code))
+        if exact is not None:
+            return exact
+        prefixes = [e for e in self.codes if e.match == "prefix" and e.system.value == system
+                    and code.startswith(e.code)]
+        return max(prefixes, key=lambda e: len(e.code), default=None)
+
+    def codes_in(self, set_name: str, concept: str | None = None) -> list[CodeEntry]:
+        """Every entry of a code set, optionally only one concept of it."""
+        return [e for e in self.codes
+                if e.set == set_name and (concept is None or e.concept == concept)]
+
+    def cited_entries(self) -> Iterable[tuple[str, str, Cited]]:
+        """(file, entry label, entry) for every cited entry, for integrity checks."""
+        yield from (("onset_patterns.toml", b.id, b) for b in self.onset_bands)
+        yield from (("ck_reference.toml", f"{b.sex} {b.min_age_years}", b) for b in self.ck_bands)
+        yield from (("antibodies.toml", a.id.value, a) for a in self.antibodies.values())
+        yield from (("pathology.toml", f"{p.subgroup}.{p.field}", p) for p in self.pathology)
+        yield from (("enmc_2017.toml", s.id, s) for s in self.enmc_subtypes)
+        yield from (("enmc_2017.toml", e.id, e) for e in self.enmc_elements.values())
+        yield from (("eular_acr_2017.toml", i.id, i) for i in self.eular_items.values())
+        yield from (("eular_acr_2017.toml", c.id, c) for c in self.eular_categories)
+        yield ("eular_acr_2017.toml", "probability", self.eular_probability)
+        yield ("eular_acr_2017.toml", "juvenile", self.juvenile)
+        yield from (("code_sets.toml", f"{c.system.value} {c.code}", c) for c in self.codes)
+        yield from (("code_sets.toml", f"keyword {k.text}", k) for k in self.keywords)
+        yield from (("recommendations.toml", r.id, r) for r in self.recommendations.values())
+        yield from (("parameters.toml", p.id, p) for p in self.parameters.values())
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, file: str, entry: str, value: object, expected: str) -> None:
+        self.problems.append(Problem(f"{file}: {entry}", shorten(value), expected))
+
+    def entries(self, file: str, data: dict[str, Any], table: str, model: type[M],
+                label: Callable[[dict[str, Any], int], str] | None = None) -> list[M]:
+        raw = data.get(table, [])
+        if not isinstance(raw, list):
+            self.add(file, f"[[{table}]]", type(raw).__name__, "an array of tables")
+            return []
+        out: list[M] = []
+        for index, item in enumerate(raw):
+            name = label(item, index) if label else _label(item, table, index)
+            try:
+                out.append(model.model_validate(item))
+            except ValidationError as exc:
+                for err in exc.errors(include_url=False):
+                    where = ".".join(str(p) for p in err["loc"]) or "(entry)"
+                    self.add(file, f"{name} field {where}", err.get("input"), err["msg"])
+        return out
+
+    def single(self, file: str, data: dict[str, Any], table: str, model: type[M]) -> M | None:
+        try:
+            return model.model_validate(data.get(table))
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                where = ".".join(str(p) for p in err["loc"]) or "(table)"
+                self.add(file, f"[{table}] field {where}", err.get("input"), err["msg"])
+        return None
+
+
+def _label(item: object, table: str, index: int) -> str:
+    if isinstance(item, dict):
+        for key in ("id", "code", "text"):
+            if key in item:
+                return f"{table} #{index + 1} ({item[key]})"
+    return f"{table} #{index + 1}"
+
+
+def _read(directory: Path, name: str, problems: _Collector) -> dict[str, Any]:
+    path = directory / name
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        problems.add(name, "(file)", str(path), "the file to exist")
+    except tomllib.TOMLDecodeError as exc:
+        problems.add(name, "(file)", "(unparseable TOML)", f"valid TOML: {exc}")
+    return {}
+
+
+def _duplicates(file: str, ids: list[str], problems: _Collector) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            problems.add(file, item, item, "a unique id")
+        seen.add(item)
+
+
+def load_from(directory: Path) -> Knowledge:
+    """Load and cross-check every knowledge file in ``directory``."""
+    c = _Collector()
+    raw = {name: _read(directory, name, c) for name in FILES}
+    sources = c.entries("sources.toml", raw["sources.toml"], "source", Source)
+    onset = c.entries("onset_patterns.toml", raw["onset_patterns.toml"], "pattern", OnsetBand)
+    ck = c.entries("ck_reference.toml", raw["ck_reference.toml"], "band", CkBand)
+    abs_ = c.entries("antibodies.toml", raw["antibodies.toml"], "antibody", AntibodyProfile)
+    path = c.entries("pathology.toml", raw["pathology.toml"], "feature", PathologyFeature)
+    enmc = raw["enmc_2017.toml"]
+    subtypes = c.entries("enmc_2017.toml", enmc, "subtype", EnmcSubtype)
+    elements = c.entries("enmc_2017.toml", enmc, "element", EnmcElement)
+    eular = raw["eular_acr_2017.toml"]
+    items = c.entries("eular_acr_2017.toml", eular, "item", EularItem)
+    cats = c.entries("eular_acr_2017.toml", eular, "category", EularCategory)
+    prob = c.single("eular_acr_2017.toml", eular, "probability", EularProbability)
+    juvenile = c.single("eular_acr_2017.toml", eular, "juvenile", Juvenile)
+    codes = c.entries("code_sets.toml", raw["code_sets.toml"], "code", CodeEntry)
+    keywords = c.entries("code_sets.toml", raw["code_sets.toml"], "keyword", Keyword)
+    recs = c.entries("recommendations.toml", raw["recommendations.toml"], "recommendation",
+                     Recommendation)
+    params = c.entries("parameters.toml", raw["parameters.toml"], "parameter", Parameter)
+
+    for file, ids in [
+        ("sources.toml", [s.id for s in sources]),
+        ("antibodies.toml", [a.id.value for a in abs_]),
+        ("enmc_2017.toml", [e.id for e in elements] + [s.id for s in subtypes]),
+        ("eular_acr_2017.toml", [i.id for i in items]),
+        ("recommendations.toml", [r.id for r in recs]),
+        ("parameters.toml", [p.id for p in params]),
+        ("code_sets.toml", [f"{e.system.value} {e.code} {e.set}" for e in codes]),
+    ]:
+        _duplicates(file, ids, c)
+
+    if prob is None or juvenile is None or c.problems:
+        raise KnowledgeError(c.problems)
+
+    knowledge = Knowledge(
+        sources={s.id: s for s in sources},
+        onset_bands=tuple(onset),
+        ck_bands=tuple(ck),
+        antibodies={a.id: a for a in abs_},
+        pathology=tuple(path),
+        enmc_subtypes=tuple(subtypes),
+        enmc_elements={e.id: e for e in elements},
+        eular_items={i.id: i for i in items},
+        eular_categories=tuple(sorted(cats, key=lambda x: x.min_score_with_biopsy)),
+        eular_probability=prob,
+        juvenile=juvenile,
+        codes=tuple(codes),
+        keywords=tuple(keywords),
+        recommendations={r.id: r for r in recs},
+        parameters={p.id: p for p in params},
+        directory=str(directory),
+    )
+    _cross_check(knowledge, c)
+    if c.problems:
+        raise KnowledgeError(c.problems)
+    return knowledge
+
+
+_BIOPSY_VALUES: dict[str, tuple[object, ...]] = {
+    "mhc_ii": ("absent", "sarcolemmal", "sarcolemmal_and_sarcoplasmic"),
+    "mac": ("absent", "sarcolemmal", "capillary", "sarcolemmal_and_capillary"),
+    "p62": ("absent", "fine_granular", "coarse_aggregates"),
+    "inflammation": ("none", "sparse", "prominent"),
+}
+
+
+def _cross_check(k: Knowledge, c: _Collector) -> None:
+    for file, entry, cited in k.cited_entries():
+        if cited.source not in k.sources:
+            c.add(file, entry, cited.source, "a source id defined in sources.toml")
+    for band in k.ck_bands:
+        try:
+            quantities.convert(band.upper_limit, band.unit, "activity")
+        except ValueError as exc:
+            c.add("ck_reference.toml", f"{band.sex} {band.min_age_years}", band.unit, str(exc))
+    for code in k.codes:
+        if code.match == "exact" and not is_valid(code.system, code.code):
+            c.add("code_sets.toml", code.code, code.code, EXPECTED[code.system])
+    for antibody in Antibody:
+        if antibody not in k.antibodies:
+            c.add("antibodies.toml", antibody.value, "(absent)", "an entry for every antibody")
+    biopsy_fields = set(Biopsy.model_fields)
+    for feature in k.pathology:
+        label = f"{feature.subgroup}.{feature.field}"
+        if feature.field not in biopsy_fields:
+            c.add("pathology.toml", label, feature.field, "a field of the Biopsy model")
+        allowed = _BIOPSY_VALUES.get(feature.field, (True, False))
+        if feature.expected not in allowed:
+            c.add("pathology.toml", label, feature.expected, f"one of {allowed}")
+    for subtype in k.enmc_subtypes:
+        for element in (*subtype.requires, *subtype.caveats):
+            if element not in k.enmc_elements:
+                c.add("enmc_2017.toml", subtype.id, element, "an element defined in the file")
+
+
+@cache
+def load_knowledge(directory: str | None = None) -> Knowledge:
+    """The shipped knowledge base (or the one in ``directory``), loaded once per process."""
+    if directory is not None:
+        return load_from(Path(directory))
+    root = resources.files("imnm.knowledge") / "data"
+    return load_from(Path(str(root)))

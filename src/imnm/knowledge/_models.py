@@ -1,0 +1,194 @@
+"""Typed, frozen models of the knowledge files. They check themselves; they never open files."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imnm.codes import CodeSystem
+from imnm.patient import Antibody, Sex
+
+
+class Frozen(BaseModel):
+    """Base of every knowledge model: unknown fields refused, instances frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Status(StrEnum):
+    """How well a fact is established (see sources.toml for the meaning of each word)."""
+
+    confirmed = "confirmed"
+    secondary = "secondary"
+    unconfirmed = "unconfirmed"
+    derived = "derived"
+    heuristic = "heuristic"
+
+
+class Cited(Frozen):
+    """An entry that rests on a source."""
+
+    source: str
+    status: Status
+
+
+class Source(Frozen):
+    """One publication or reference."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    citation: str
+    doi: str | None = None
+    url: str | None = None
+    kind: Literal["seed", "guideline", "criteria", "study", "review", "terminology",
+                  "laboratory", "project"]
+    note: str | None = None
+
+
+class OnsetBand(Cited):
+    """One onset-pattern band of the review's Table 1 footnote."""
+
+    id: Literal["acute", "subacute", "chronic", "insidious"]
+    min_months: float = Field(ge=0)
+    max_months: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+    aliases: tuple[str, ...] = ()
+    note: str | None = None
+
+    def contains(self, months: float) -> bool:
+        """True when a course of ``months`` falls in this band."""
+        above = months >= self.min_months if self.min_inclusive else months > self.min_months
+        if self.max_months is None:
+            return above
+        below = months <= self.max_months if self.max_inclusive else months < self.max_months
+        return above and below
+
+
+class CkBand(Cited):
+    """A fallback CK upper reference limit for an age band and sex."""
+
+    sex: Literal["male", "female"]
+    min_age_years: float = Field(ge=0)
+    max_age_years: float | None = None
+    upper_limit: float = Field(gt=0)
+    unit: str
+    note: str | None = None
+
+    def covers(self, sex: Sex, age_years: float) -> bool:
+        """True when this band applies to ``sex`` at ``age_years``."""
+        upper_ok = self.max_age_years is None or age_years < self.max_age_years
+        return sex.value == self.sex and self.min_age_years <= age_years and upper_ok
+
+
+Subgroup = Literal["imnm", "dm", "ass", "ibm", "overlap", "nonspecific", "dystrophy"]
+
+
+class AntibodyProfile(Cited):
+    """Which myositis subgroup an antibody points to."""
+
+    id: Antibody
+    name: str
+    kind: Literal["specific", "associated"]
+    points_to: tuple[Subgroup, ...]
+    imnm_subtype: Literal["anti_hmgcr_imnm", "anti_srp_imnm"] | None = None
+    note: str | None = None
+
+
+class PathologyFeature(Cited):
+    """One biopsy feature of a subgroup's pattern."""
+
+    subgroup: Literal["imnm", "dm", "ass", "ibm", "dystrophy"]
+    field: str
+    expected: bool | str
+    specific: bool
+    says: str
+
+
+class EnmcSubtype(Cited):
+    """An ENMC 2017 IMNM subtype and the elements it requires."""
+
+    id: Literal["anti_hmgcr_imnm", "anti_srp_imnm", "seronegative_imnm"]
+    says: str
+    requires: tuple[str, ...]
+    caveats: tuple[str, ...] = ()
+    note: str | None = None
+
+
+class EnmcElement(Cited):
+    """One element of the ENMC 2017 definitions."""
+
+    id: str
+    says: str
+    missing: str
+
+
+class EularItem(Cited):
+    """One weighted item of the 2017 EULAR/ACR criteria."""
+
+    id: str
+    says: str
+    points_without_biopsy: float | None = None
+    points_with_biopsy: float
+
+
+class EularCategory(Cited):
+    """A probability category and its score cut-offs."""
+
+    id: Literal["not_iim", "possible_iim", "probable_iim", "definite_iim"]
+    says: str
+    min_score_without_biopsy: float
+    min_score_with_biopsy: float
+    probability: str
+
+
+class EularProbability(Cited):
+    """Logistic constants of P = 1 / (1 + exp(c - score))."""
+
+    intercept_without_biopsy: float
+    intercept_with_biopsy: float
+    note: str | None = None
+
+
+class Juvenile(Cited):
+    """The age below which onset is juvenile in the EULAR/ACR criteria."""
+
+    onset_age_limit_years: float = Field(gt=0)
+
+
+class CodeEntry(Cited):
+    """A code that belongs to a code set."""
+
+    set: Literal["dystrophy", "myositis", "unexplained_myopathy", "drug_induced_myopathy",
+                 "ck", "enzyme", "antibody_test", "drug"]
+    system: CodeSystem
+    code: str
+    match: Literal["exact", "prefix"] = "exact"
+    display: str
+    concept: str | None = None
+
+
+class Keyword(Cited):
+    """A word that puts a free-text diagnosis label into a set."""
+
+    set: Literal["myositis", "dystrophy", "unexplained_myopathy"]
+    text: str
+
+
+class Recommendation(Cited):
+    """The words a rule says, with their source."""
+
+    id: str = Field(pattern=r"^[a-z_]+(\.[a-z0-9_]+)+$")
+    kind: Literal["action", "red_flag", "caution", "note"]
+    says: str
+
+
+class Parameter(Cited):
+    """A named value that no source fixes (or one a source does)."""
+
+    id: str
+    value: float | bool
+    unit: str
+    says: str
+    why: str

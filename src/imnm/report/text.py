@@ -1,0 +1,126 @@
+"""A sectioned report a clinician reads at a glance, as plain text or Markdown.
+
+Both renderings come from one outline (:func:`_outline`): a list of sections, each a title
+and lines; only the decoration differs.
+"""
+
+from __future__ import annotations
+
+from imnm.assessment import Assessment
+from imnm.findings import Finding, Kind
+
+_KIND_MARK = {
+    Kind.action: "DO",
+    Kind.red_flag: "RED FLAG",
+    Kind.caution: "CAUTION",
+    Kind.note: "NOTE",
+    Kind.gap: "MISSING",
+    Kind.conclusion: "",
+}
+_UNSURE = {"unconfirmed", "secondary", "heuristic", "derived"}
+
+
+def _cite(finding: Finding) -> str:
+    mark = f"; {finding.status.value}" if finding.status.value in _UNSURE else ""
+    return f"[{finding.rule_id} | {finding.source}{mark}]"
+
+
+def _finding_lines(finding: Finding) -> list[str]:
+    mark = _KIND_MARK[finding.kind]
+    lines = [f"{mark + ': ' if mark else ''}{finding.conclusion} {_cite(finding)}"]
+    if finding.missing:
+        lines.append("  missing: " + "; ".join(finding.missing))
+    return lines
+
+
+def _outline(a: Assessment) -> list[tuple[str, list[str]]]:
+    s = a.summary
+    enmc = a.classification.enmc_2017
+    eular = a.classification.eular_acr_2017
+    sections: list[tuple[str, list[str]]] = []
+
+    def value(v: object) -> str:
+        return "unknown" if v is None else ("yes" if v is True else "no" if v is False else str(v))
+
+    child = [
+        f"sex {s.sex}; age {value(s.age_years)} y; onset at {value(s.onset_age_years)} y, "
+        f"pattern {value(s.onset_pattern)}"
+        + (f" (from {s.onset_pattern_from})" if s.onset_pattern_from else ""),
+        f"peak CK: {s.peak_ck}; proximal weakness: {value(s.proximal_weakness)}",
+        f"anti-HMGCR: {s.anti_hmgcr}; anti-SRP: {s.anti_srp}"
+        + (f"; other positive: {', '.join(s.other_positive_antibodies)}"
+           if s.other_positive_antibodies else ""),
+        "labels: " + ("; ".join(s.diagnosis_labels) or "none"),
+    ]
+    if s.unrecognised_codes:
+        child.append("unrecognised codes (not used): " + "; ".join(s.unrecognised_codes))
+    sections.append((f"Patient {a.patient_id} (as of {a.as_of})", child))
+
+    sus = a.suspicion
+    verdict = ("YES: test for anti-HMGCR and anti-SRP" if sus.test_for_imnm_antibodies
+               else "undetermined: " + "; ".join(sus.undetermined) if sus.undetermined
+               else "no new antibody testing flagged")
+    lines = [f"Test for IMNM antibodies now? {verdict}"]
+    if sus.review_dystrophy_label:
+        lines.append("Review the dystrophy label: an IMNM antibody is positive.")
+    lines += [ln for f in a.findings if f.rule_id.startswith("suspicion.")
+              for ln in _finding_lines(f)]
+    sections.append(("Could this be IMNM?", lines))
+
+    lines = [f"ENMC 2017: {enmc.cls}  [{enmc.source}; {enmc.status.value}]"]
+    lines += [f"  - {r}" for r in enmc.reasons]
+    if enmc.missing:
+        lines.append("  missing: " + "; ".join(enmc.missing))
+    if enmc.caveats:
+        lines.append("  caveats: " + "; ".join(enmc.caveats))
+    lines.append(
+        f"EULAR/ACR 2017 ({'with' if eular.with_biopsy else 'without'} biopsy): score "
+        f"{eular.score:g} -> {eular.category}; probability ~{eular.probability:.0%} (approximate)"
+        + (f"; subgroup {eular.subgroup}" if eular.subgroup else ""))
+    if eular.unknown_items:
+        lines.append(f"  unknown items could raise it to {eular.max_score_if_unknown_present:g}"
+                     f" ({eular.category_if_unknown_present}): "
+                     + ", ".join(eular.unknown_items))
+    lines.append(f"  {eular.note}")
+    sections.append(("Which subtype?", lines))
+
+    lines = []
+    for subgroup, ev in a.differential.items():
+        if ev.supports or ev.against:
+            lines.append(f"{subgroup}: for {len(ev.supports)}, against {len(ev.against)}")
+            lines += [f"  + {x}" for x in ev.supports] + [f"  - {x}" for x in ev.against]
+    lines += [ln for f in a.findings if f.rule_id.startswith("differential.")
+              and f.kind is not Kind.note for ln in _finding_lines(f)]
+    sections.append(("What else could it be?", lines or ["no biopsy, antibody or genetic "
+                                                        "evidence to weigh yet"]))
+
+    todo = [f for f in a.findings if f.kind in (Kind.action,)
+            and not f.rule_id.startswith("suspicion.")]
+    sections.append(("What to test next", [ln for f in todo for ln in _finding_lines(f)]
+                     or ["nothing further flagged"]))
+    flags = [f for f in a.findings if f.kind in (Kind.red_flag, Kind.caution, Kind.note)
+             and not f.rule_id.startswith(("suspicion.", "differential."))]
+    sections.append(("Red flags and cautions", [ln for f in flags for ln in _finding_lines(f)]
+                     or ["none"]))
+    sections.append(("Sources", [f"{k}: {v}" for k, v in a.sources.items()]))
+    return sections
+
+
+def render_text(a: Assessment) -> str:
+    """Plain text, one block per section."""
+    out: list[str] = []
+    for title, lines in _outline(a):
+        out += [title, "-" * len(title), *lines, ""]
+    return "\n".join(out)
+
+
+def render_markdown(a: Assessment) -> str:
+    """Markdown with one heading per section."""
+    out: list[str] = []
+    for i, (title, lines) in enumerate(_outline(a)):
+        out.append(("# " if i == 0 else "## ") + title)
+        out.append("")
+        out += [f"- {ln.strip()}" if not ln.startswith("  ") else f"  - {ln.strip()}"
+                for ln in lines]
+        out.append("")
+    return "\n".join(out)
