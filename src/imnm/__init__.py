@@ -11,10 +11,10 @@ The public API is small::
 
 __version__ = "0.1.0"
 
-from imnm.assessment import Assessment, assess  # noqa: E402
-from imnm.errors import ImnmError, InputError, KnowledgeError, Problem  # noqa: E402
-from imnm.knowledge import load_knowledge  # noqa: E402
-from imnm.patient import Patient, load_patient  # noqa: E402
+from imnm.assessment import Assessment, assess
+from imnm.errors import ImnmError, InputError, KnowledgeError, Problem
+from imnm.knowledge import load_knowledge
+from imnm.patient import Patient, load_patient
 
 __all__ = [
     "Assessment",

@@ -21,7 +21,7 @@ _MAX_VALUE_CHARS = 60
 
 def shorten(value: object) -> str:
     """Return a short, single-line representation of a rejected value."""
-    text = repr(value) if not isinstance(value, str) else repr(value)
+    text = repr(value)
     text = text.replace("\n", " ")
     if len(text) > _MAX_VALUE_CHARS:
         text = text[: _MAX_VALUE_CHARS - 1] + "…"

@@ -12,10 +12,10 @@ Load a patient file with :func:`load_patient` (JSON text or a mapping); it raise
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Mapping
-import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -32,6 +32,13 @@ from pydantic import (
 from imnm import quantities
 from imnm.codes import EXPECTED, CodeSystem, is_valid
 from imnm.errors import InputError, Problem, shorten
+
+_SEP = "\x1f"
+
+
+def _bad(field: str, value: object, expected: str) -> ValueError:
+    """An error that names the (relative) field and the offending value precisely."""
+    return ValueError(f"{_SEP}{field}{_SEP}{shorten(value)}{_SEP}{expected}")
 
 # Input plausibility limits. These are not clinical thresholds: they reject values that cannot
 # belong to a child or young adult, so that typing errors are caught at the edge.
@@ -125,7 +132,8 @@ def parse_antibody(name: str) -> Antibody:
     """Map a spelling such as ``anti-HMGCR`` or ``Mi-2α`` to an :class:`Antibody`."""
     found = _ANTIBODY_ALIASES.get(_squash(name))
     if found is None:
-        raise ValueError(f"an antibody name, one of {', '.join(a.value for a in Antibody)}")
+        raise _bad(name, name,
+                   f"an antibody name, one of {', '.join(a.value for a in Antibody)}")
     return found
 
 
@@ -233,9 +241,10 @@ class Weight(Quantity):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        kg = quantities.convert(self.value, self.unit, "mass")
+        kg = _convert(self.value, self.unit, "mass")
         if not 0 < kg <= MAX_WEIGHT_KG:
-            raise ValueError(f"a body weight above 0 and at most {MAX_WEIGHT_KG:g} kg")
+            raise _bad("value", f"{self.value:g} {self.unit}",
+                       f"a body weight above 0 and at most {MAX_WEIGHT_KG:g} kg")
         return self
 
     @property
@@ -249,9 +258,10 @@ class Height(Quantity):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        cm = quantities.convert(self.value, self.unit, "length")
+        cm = _convert(self.value, self.unit, "length")
         if not MIN_HEIGHT_CM <= cm <= MAX_HEIGHT_CM:
-            raise ValueError(f"a height between {MIN_HEIGHT_CM:g} and {MAX_HEIGHT_CM:g} cm")
+            raise _bad("value", f"{self.value:g} {self.unit}",
+                       f"a height between {MIN_HEIGHT_CM:g} and {MAX_HEIGHT_CM:g} cm")
         return self
 
     @property
@@ -266,9 +276,19 @@ class Dose(Quantity):
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.value <= 0:
-            raise ValueError("a dose above 0")
-        quantities.parse_dose_unit(self.unit)
+            raise _bad("value", self.value, "a dose above 0")
+        try:
+            quantities.parse_dose_unit(self.unit)
+        except ValueError as exc:
+            raise _bad("unit", self.unit, str(exc)) from None
         return self
+
+
+def _convert(value: float, unit: str, kind: str) -> float:
+    try:
+        return quantities.convert(value, unit, kind)
+    except ValueError as exc:
+        raise _bad("unit", unit, str(exc)) from None
 
 
 WeightIn = Annotated[Weight, BeforeValidator(_quantity_input)]
@@ -305,15 +325,18 @@ class EnzymeResult(Model):
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.value is None and self.interpretation is None:
-            raise ValueError("a value (with unit) or an interpretation ('elevated'/'normal')")
+            raise _bad("value", None,
+                       "a value (with unit) or an interpretation ('elevated'/'normal')")
         if self.value is not None:
-            u_per_l = quantities.convert(self.value, self.unit, "activity")
+            u_per_l = _convert(self.value, self.unit, "activity")
             if not 0 <= u_per_l <= MAX_CK_U_PER_L:
-                raise ValueError(f"an activity between 0 and {MAX_CK_U_PER_L:,.0f} U/L")
+                raise _bad("value", self.value,
+                           f"an activity between 0 and {MAX_CK_U_PER_L:,.0f} U/L")
         if self.upper_limit is not None:
-            uln = quantities.convert(self.upper_limit, self.unit, "activity")
+            uln = _convert(self.upper_limit, self.unit, "activity")
             if not 0 < uln <= MAX_CK_U_PER_L:
-                raise ValueError("an upper reference limit above 0 in the result's unit")
+                raise _bad("upper_limit", self.upper_limit,
+                           "an upper reference limit above 0, in the result's unit")
         return self
 
     @property
@@ -390,14 +413,13 @@ class Weakness(Model):
         graded = self._graded_proximal()
         if graded is not None and self.proximal_weakness is not None:
             if graded != self.proximal_weakness:
-                raise ValueError(
-                    "proximal_weakness to agree with the proximal MRC grades given"
-                )
+                raise _bad("proximal_weakness", self.proximal_weakness,
+                           "a value that agrees with the proximal MRC grades given")
         neck = self._graded_neck()
         if neck is not None and self.neck_flexors_weaker_than_extensors not in (None, neck):
-            raise ValueError(
-                "neck_flexors_weaker_than_extensors to agree with the neck MRC grades given"
-            )
+            raise _bad("neck_flexors_weaker_than_extensors",
+                       self.neck_flexors_weaker_than_extensors,
+                       "a value that agrees with the neck MRC grades given")
         return self
 
     def _graded_proximal(self) -> bool | None:
@@ -525,7 +547,7 @@ class GeneticTesting(Model):
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.done is False and self.result is not None:
-            raise ValueError("no result when done is false")
+            raise _bad("result", self.result.value, "no result when done is false")
         return self
 
     @property
@@ -601,12 +623,13 @@ class Diagnosis(Model):
     @model_validator(mode="after")
     def _check(self) -> Self:
         if (self.system is None) != (self.code is None):
-            raise ValueError("system and code together, or neither")
+            raise _bad("code" if self.system else "system", self.code or self.system,
+                       "system and code together, or neither")
         if self.system is not None and self.code is not None:
             if self.system not in (CodeSystem.icd10cm, CodeSystem.snomedct):
-                raise ValueError("a diagnosis code system: icd10cm or snomedct")
+                raise _bad("system", self.system.value, "a diagnosis code system: icd10cm or snomedct")
             if not is_valid(self.system, self.code):
-                raise ValueError(EXPECTED[self.system])
+                raise _bad("code", self.code, EXPECTED[self.system])
         return self
 
 
@@ -624,9 +647,9 @@ class Treatment(Model):
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.drug is Drug.other and not self.name:
-            raise ValueError("a name for a drug given as 'other'")
+            raise _bad("name", None, "a name for a drug given as 'other'")
         if self.start and self.end and self.end < self.start:
-            raise ValueError("an end date on or after the start date")
+            raise _bad("end", self.end.isoformat(), "an end date on or after the start date")
         return self
 
 
@@ -644,13 +667,13 @@ class Onset(Model):
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.date and self.presentation_date and self.presentation_date < self.date:
-            raise ValueError("a presentation_date on or after the onset date")
+            raise _bad("presentation_date", self.presentation_date.isoformat(),
+                       "a date on or after the onset date")
         derived = self.derived_pattern()
         if derived is not None and self.pattern is not None and derived is not self.pattern:
-            raise ValueError(
-                f"pattern to agree with the dates, which give {derived.value} "
-                f"({self.months_to_presentation():.1f} months)"
-            )
+            raise _bad("pattern", self.pattern.value,
+                       f"a pattern that agrees with the dates, which give {derived.value} "
+                       f"({self.months_to_presentation():.1f} months)")
         return self
 
     def months_to_presentation(self) -> float | None:
@@ -723,27 +746,32 @@ class Patient(Model):
     @classmethod
     def _check_id(cls, value: str) -> str:
         if not _RECORD_ID.match(value):
-            raise ValueError("1-64 letters, digits, '.', '_' or '-', starting with a letter/digit")
+            raise ValueError("a record id of 1-64 letters, digits, '.', '_' or '-' (no names)")
         return value
 
     @model_validator(mode="after")
     def _check_dates(self) -> Self:
         today = self.reference_date()
         if self.as_of is not None and self.as_of > dt.date.today():
-            raise ValueError("as_of: a date not in the future")
+            raise _bad("as_of", self.as_of.isoformat(), "a date not in the future")
         if self.birth_date is not None and self.birth_date > today:
-            raise ValueError("birth_date: a date on or before as_of")
+            raise _bad("birth_date", self.birth_date.isoformat(), "a date on or before as_of")
         age = self.age_at(today)
         if age is not None and age > MAX_AGE_YEARS:
-            raise ValueError(f"age: at most {MAX_AGE_YEARS:g} years at as_of (got {age:.1f})")
+            field = "birth_date" if self.birth_date else "age_years"
+            shown = self.birth_date.isoformat() if self.birth_date else self.age_years
+            raise _bad(field, shown, f"an age of at most {MAX_AGE_YEARS:g} years at as_of "
+                       f"(imnm is for childhood-onset disease; this gives {age:.1f})")
         for name, value in self._dated_facts():
             if value > today:
-                raise ValueError(f"{name}: a date on or before as_of ({today.isoformat()})")
+                raise _bad(name, value.isoformat(),
+                           f"a date on or before as_of ({today.isoformat()})")
             if self.birth_date is not None and value < self.birth_date:
-                raise ValueError(f"{name}: a date on or after birth_date")
+                raise _bad(name, value.isoformat(), "a date on or after birth_date")
         onset_age = self.onset_age_years()
         if onset_age is not None and age is not None and onset_age > age + 1 / 12:
-            raise ValueError("onset.age_years: an age at onset not above the current age")
+            raise _bad("onset.age_years", round(onset_age, 1),
+                       "an age at onset not above the current age")
         return self
 
     def _dated_facts(self) -> list[tuple[str, dt.date]]:
@@ -799,15 +827,14 @@ class Patient(Model):
 
 
 def _problem_from_pydantic(error: Mapping[str, Any]) -> Problem:
-    loc = [str(part) for part in error.get("loc", ())]
-    message = str(error.get("msg", "a valid value"))
-    message = message.removeprefix("Value error, ")
-    field = ".".join(p for p in loc if not p.startswith("function-")) or "(file)"
-    # Validators on a whole object name the inner field as "name: expectation".
-    inner = re.match(r"^([a-z_.\[\]0-9]+): (.*)$", message)
-    if inner:
-        field = f"{field}.{inner.group(1)}" if field != "(file)" else inner.group(1)
-        message = inner.group(2)
+    loc = [str(part) for part in error.get("loc", ()) if not str(part).startswith("function-")]
+    message = str(error.get("msg", "a valid value")).removeprefix("Value error, ")
+    message = message.removeprefix("Input should be ")
+    if message.startswith(_SEP):
+        _, relative, shown, expected = message.split(_SEP, 3)
+        field = ".".join([*loc, relative] if relative else loc) or "(file)"
+        return Problem(field=field, value=shown, expected=expected)
+    field = ".".join(loc) or "(file)"
     value: object = error.get("input")
     if error.get("type") == "missing":
         value, message = "(missing)", "a value: this field is required"

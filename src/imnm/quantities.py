@@ -8,6 +8,7 @@ dimension, raises ``ValueError`` with the accepted units named.
 from __future__ import annotations
 
 from functools import cache, lru_cache
+from typing import Any
 
 import pint
 
@@ -21,9 +22,9 @@ CANONICAL = {"activity": "U/L", "mass": "kg", "length": "cm"}
 
 
 @cache
-def registry() -> pint.UnitRegistry:
+def registry() -> pint.UnitRegistry[Any]:
     """The one pint registry imnm uses (built on first use; about 0.15 s)."""
-    ureg = pint.UnitRegistry()
+    ureg: pint.UnitRegistry[Any] = pint.UnitRegistry()
     # The international unit of enzyme activity is the enzyme unit (1 µmol/min).
     ureg.define("IU = enzyme_unit")
     return ureg

@@ -219,7 +219,7 @@ def load_from(directory: Path) -> Knowledge:
     ]:
         _duplicates(file, ids, c)
 
-    if prob is None or juvenile is None or c.problems:
+    if prob is None or juvenile is None:
         raise KnowledgeError(c.problems)
 
     knowledge = Knowledge(

@@ -227,8 +227,8 @@ def necrotizing_biopsy(biopsy: Biopsy | None) -> tuple[bool | None, str]:
         return False, "features of another myopathy: " + ", ".join(other)
     if biopsy.conclusion is BiopsyConclusion.necrotizing_myopathy:
         return True, "pathologist's conclusion: necrotizing myopathy"
-    if biopsy.conclusion in _NOT_NECROTIZING:
-        return False, f"pathologist's conclusion: {biopsy.conclusion.value if biopsy.conclusion else ''}"
+    if biopsy.conclusion is not None and biopsy.conclusion in _NOT_NECROTIZING:
+        return False, f"pathologist's conclusion: {biopsy.conclusion.value}"
     if biopsy.necrosis is True:
         return True, "necrotic fibres without features of another inflammatory myopathy"
     if biopsy.necrosis is False:

@@ -176,11 +176,11 @@ def classify_enmc(patient: Patient, knowledge: Knowledge, ck: CkSummary) -> Enmc
 
     open_subtypes = [s for s in subtypes if not any(values[e] is False for e in s.requires)]
     if not open_subtypes:
-        why = []
+        not_met = []
         for s in subtypes:
             failed = [reasons[e] for e in s.requires if values[e] is False]
-            why.append(f"{s.says}: {failed[0]}")
-        return EnmcResult("not_imnm", values, reasons, (), (), tuple(why), source,
+            not_met.append(f"{s.says}: {failed[0]}")
+        return EnmcResult("not_imnm", values, reasons, (), (), tuple(not_met), source,
                           Status.unconfirmed)
 
     missing: list[str] = []
@@ -188,7 +188,7 @@ def classify_enmc(patient: Patient, knowledge: Knowledge, ck: CkSummary) -> Enmc
     shared = {e for s in open_subtypes if s.id != "seronegative_imnm" for e in s.requires}
     for s in open_subtypes:
         for e in s.requires:
-            if values[e] is not None or e == "hmgcr_and_srp_negative" and shared:
+            if values[e] is not None or (e == "hmgcr_and_srp_negative" and shared):
                 continue
             text = knowledge.enmc_elements[e].missing
             if s.id == "seronegative_imnm" and e not in shared and antibody_question_open:
@@ -326,7 +326,7 @@ def evaluate(patient: Patient, knowledge: Knowledge) -> Classification:
 
     item_words = {k: v.says for k, v in knowledge.eular_items.items()}
     present = [item_words[i] for i, v in eular.items.items() if v is True]
-    cat_words = {c.id: c.says for c in knowledge.eular_categories}
+    cat_words: dict[str, str] = {c.id: c.says for c in knowledge.eular_categories}
     text = (f"EULAR/ACR 2017 ({'with' if eular.with_biopsy else 'without'} biopsy): score "
             f"{eular.score:g}, {cat_words[eular.category]}; probability about "
             f"{eular.probability:.0%} (approximate).")

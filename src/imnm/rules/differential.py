@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from imnm.findings import Fact, Finding, Kind, facts, recommended
 from imnm.knowledge import Knowledge, Status
-from imnm.patient import AntibodyStatus, GeneticResult, Patient
+from imnm.patient import Antibody, AntibodyStatus, GeneticResult, Patient
 from imnm.rules._facts import classify_labels, necrotizing_biopsy, read_ck
 
 SUBGROUPS = ("imnm", "dm", "ass", "ibm", "dystrophy")
@@ -134,7 +134,8 @@ def evaluate(patient: Patient, knowledge: Knowledge) -> Differential:
     return Differential(evidence, tuple(findings))
 
 
-def _atypical(patient: Patient, knowledge: Knowledge, positive: list[object]) -> list[Finding]:
+def _atypical(patient: Patient, knowledge: Knowledge, positive: list[Antibody]
+              ) -> list[Finding]:
     necrotizing, why = necrotizing_biopsy(patient.biopsy)
     if necrotizing is not True:
         return []

@@ -1,0 +1,79 @@
+"""The imnm command end to end, in a subprocess as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from imnm import assess, load_patient
+from tests.conftest import EXAMPLES
+
+
+def imnm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "imnm.cli", *args], capture_output=True,
+                          text=True, check=False)
+
+
+def test_assess_json_has_the_documented_shape() -> None:
+    run = imnm("assess", str(EXAMPLES / "lgmd-label-never-tested.json"), "--format", "json")
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["schema"] == "imnm.assessment/1"
+    assert doc["classification"]["enmc_2017"]["class"] == "insufficient_data"
+    assert isinstance(doc["classification"]["enmc_2017"]["missing"], list)
+    assert doc["suspicion"]["test_for_imnm_antibodies"] is True
+    assert all({"rule_id", "source", "conclusion", "facts", "missing", "status", "kind"}
+               <= set(f) for f in doc["findings"])
+    assert set(doc["sources"]) >= {f["source"] for f in doc["findings"]}
+
+
+def test_cli_and_python_api_agree() -> None:
+    path = EXAMPLES / "case-series-2025-patient-2.json"
+    run = imnm("assess", str(path), "--format", "json")
+    in_process = assess(load_patient(path.read_text(encoding="utf-8"))).to_dict()
+    assert json.loads(run.stdout) == in_process
+
+
+def test_many_files_give_a_json_array() -> None:
+    files = sorted(str(p) for p in EXAMPLES.glob("*.json"))
+    run = imnm("assess", *files, "--format", "json")
+    assert run.returncode == 0, run.stderr
+    docs = json.loads(run.stdout)
+    assert [d["patient_id"] for d in docs] == [
+        json.loads(Path(f).read_text(encoding="utf-8"))["id"] for f in files]
+
+
+def test_text_report_sections() -> None:
+    run = imnm("assess", str(EXAMPLES / "case-series-2025-patient-1.json"))
+    assert run.returncode == 0
+    for heading in ("Could this be IMNM?", "Which subtype?", "What else could it be?",
+                    "What to test next", "Red flags and cautions", "Sources"):
+        assert f"\n{heading}\n" in run.stdout
+    assert "ENMC 2017: anti_hmgcr_imnm" in run.stdout
+    assert "Review the dystrophy label" in run.stdout
+
+
+def test_markdown_report() -> None:
+    run = imnm("assess", str(EXAMPLES / "anti-srp-line-blot.json"), "--format", "markdown")
+    assert run.stdout.startswith("# Patient example-anti-srp")
+    assert "## Which subtype?" in run.stdout
+    assert "RED FLAG: Cardiac evaluation" in run.stdout
+
+
+def test_knowledge_lists_sources_and_what_they_support() -> None:
+    run = imnm("knowledge")
+    assert run.returncode == 0
+    assert "wang_liang_2023  (seed;" in run.stdout
+    assert "10.3389/fneur.2023.1123380" in run.stdout
+    doc = json.loads(imnm("knowledge", "--format", "json").stdout)
+    enmc = next(s for s in doc if s["id"] == "enmc_224_2018")
+    assert "unconfirmed" in enmc["statuses"]
+    assert any(x.startswith("enmc_2017: anti_srp_imnm") for x in enmc["supports"])
+
+
+def test_missing_file_is_bad_input() -> None:
+    run = imnm("assess", "no-such-file.json")
+    assert run.returncode == 2
+    assert "no-such-file.json: (file)" in run.stderr and "Traceback" not in run.stderr

@@ -1,0 +1,116 @@
+"""The patient model: units, derived facts, three-valued answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from imnm.patient import Antibody, AntibodyStatus, Drug, OnsetPattern, load_patient
+from imnm.testing import a_child
+
+
+def test_ck_in_microkatal_is_60_units_per_microkatal() -> None:
+    p = a_child().with_ck(150, "µkat/L", upper_limit=3.2).build()
+    assert p.ck[0].u_per_l == pytest.approx(9000)
+    assert p.ck[0].upper_limit_u_per_l == pytest.approx(192)
+    assert load_patient({"id": "a", "ck": [{"value": 2, "unit": "ukat/L"}]}).ck[0].u_per_l \
+        == pytest.approx(120)
+
+
+def test_iu_per_litre_equals_units_per_litre() -> None:
+    p = a_child().with_ck(3100, "IU/L").build()
+    assert p.ck[0].u_per_l == pytest.approx(3100)
+
+
+def test_weight_and_height_conversions() -> None:
+    p = a_child().with_(weight="62 lb", height={"value": 52, "unit": "in"}).build()
+    assert p.weight is not None and p.height is not None
+    assert p.weight.kg == pytest.approx(28.1227, abs=1e-3)  # 62 x 0.45359237
+    assert p.height.cm == pytest.approx(132.08)  # 52 x 2.54
+
+
+@pytest.mark.parametrize(("presented", "pattern"), [
+    ("2023-01-20", OnsetPattern.acute),      # 0.6 months
+    ("2023-02-01", OnsetPattern.subacute),   # 31 days = 1.02 months: not < 1 month
+    ("2023-03-15", OnsetPattern.subacute),   # 2.4 months
+    ("2023-05-15", OnsetPattern.chronic),    # 4.4 months
+    ("2023-09-01", OnsetPattern.insidious),  # 8 months
+])
+def test_onset_pattern_from_dates(presented: str, pattern: OnsetPattern) -> None:
+    p = a_child(as_of="2024-01-01").with_(
+        onset={"date": "2023-01-01", "presentation_date": presented}).build()
+    assert p.onset.effective_pattern() is pattern
+
+
+def test_onset_band_boundaries() -> None:
+    from imnm.knowledge import load_knowledge
+
+    bands = {b.id: b for b in load_knowledge().onset_bands}
+    assert not bands["acute"].contains(1.0) and bands["subacute"].contains(1.0)
+    assert bands["subacute"].contains(3.0) and not bands["chronic"].contains(3.0)
+    assert bands["chronic"].contains(6.0) and not bands["insidious"].contains(6.0)
+    assert bands["insidious"].contains(6.01)
+
+
+def test_stated_pattern_used_without_dates() -> None:
+    p = a_child().with_(onset={"pattern": "insidious"}).build()
+    assert p.onset.effective_pattern() is OnsetPattern.insidious
+    assert p.onset.derived_pattern() is None
+
+
+def test_unknown_is_not_negative() -> None:
+    p = a_child().with_antibody("HMGCR", "not_tested").build()
+    assert p.antibody(Antibody.HMGCR) is AntibodyStatus.not_tested
+    assert p.antibody(Antibody.SRP) is None  # not reported
+    assert p.weakness.has_proximal_weakness() is None
+    assert p.extramuscular.dysphagia is None
+
+
+def test_weakness_from_grades() -> None:
+    w = a_child().with_weakness(proximal_upper=5, proximal_lower=5).build().weakness
+    assert w.has_proximal_weakness() is False
+    w = a_child().with_weakness(proximal_upper=5).build().weakness
+    assert w.has_proximal_weakness() is None  # lower limbs not examined
+    w = a_child().with_weakness(neck_flexors=3, neck_extensors=4, proximal_lower=3,
+                                distal_lower=5).build().weakness
+    assert w.neck_flexor_predominance() is True
+    assert w.legs_proximal_predominance() is True
+
+
+def test_antibody_and_drug_aliases() -> None:
+    p = load_patient({"id": "x", "antibodies": {"anti-HMGCR": "positive", "Mi-2α": "negative",
+                                                  "anti-tif1γ": "negative"},
+                      "treatments": [{"drug": "MTX"}, {"drug": "IVIg"}, {"drug": "MMF"}]})
+    assert set(p.antibodies) == {Antibody.HMGCR, Antibody.MI2, Antibody.TIF1G}
+    assert [t.drug for t in p.treatments] == [Drug.methotrexate, Drug.ivig,
+                                              Drug.mycophenolate_mofetil]
+
+
+def test_age_from_birth_date_and_onset_age_from_dates() -> None:
+    p = a_child(age_years=None, as_of="2025-06-01").with_(
+        birth_date="2015-06-01", onset={"date": "2020-06-01"}).build()
+    assert p.age_years_now() == pytest.approx(10.0, abs=0.01)
+    assert p.onset_age_years() == pytest.approx(5.0, abs=0.01)
+
+
+def test_patient_is_frozen() -> None:
+    from pydantic import ValidationError
+
+    p = a_child().build()
+    with pytest.raises(ValidationError):
+        p.id = "other"  # type: ignore[misc]
+
+
+def test_schema_command_prints_documented_json_schema() -> None:
+    run = subprocess.run([sys.executable, "-m", "imnm.cli", "schema"], capture_output=True,
+                         text=True, check=True)
+    schema = json.loads(run.stdout)
+    assert schema["required"] == ["id"]
+    assert schema["additionalProperties"] is False
+    assert "Record identifier" in schema["properties"]["id"]["description"]
+    defs = schema["$defs"]
+    assert "µkat/L" in defs["EnzymeResult"]["properties"]["unit"]["description"]
+    assert set(defs["Biopsy"]["properties"]) >= {"necrosis", "mac", "p62", "mxa", "mhc_ii"}
