@@ -2,7 +2,8 @@
 
 For each subgroup the rule lists what supports it and what speaks against it, feature by
 feature from ``pathology.toml`` and ``antibodies.toml``; it never turns them into a
-probability. ``differential.atypical_antibody`` says plainly when a positive antibody points
+probability. A feature the pattern expects to be absent (e.g. no rimmed vacuoles in IMNM)
+counts against the subgroup when present and is not listed as support when absent. ``differential.atypical_antibody`` says plainly when a positive antibody points
 to another subgroup than a necrotizing biopsy (anti-Mi-2 with IMNM in the 2025 case series).
 """
 
@@ -61,8 +62,10 @@ def evaluate(patient: Patient, knowledge: Knowledge) -> Differential:
             target = evidence[feature.subgroup]
             target.sources.add(feature.source)
             shown = f"biopsy {feature.field}={str(observed).lower()}"
+            absence = feature.expected in (False, "absent")
             if _matches(observed, feature.expected):
-                target.supports.append(f"{shown}: {feature.says}")
+                if not absence:  # the absence of a feature is consistent, not support
+                    target.supports.append(f"{shown}: {feature.says}")
             elif feature.specific:
                 target.against.append(f"{shown}: pattern expects {feature.says}")
         if biopsy.conclusion is not None:
