@@ -110,7 +110,8 @@ def test_loader_names_file_entry_and_problem(tmp_path: Path) -> None:
     text = text.replace('source = "betteridge_mchugh_2016"', 'source = "nowhere_2099"', 1)
     (kb / "ck_reference.toml").write_text(
         (kb / "ck_reference.toml").read_text(encoding="utf-8").replace(
-            'upper_limit = 308\nunit = "U/L"', 'upper_limit = 308\nunit = "furlongs"'), encoding="utf-8")
+            'upper_limit = 308\nunit = "U/L"', 'upper_limit = 308\nunit = "furlongs"'),
+        encoding="utf-8")
     (kb / "antibodies.toml").write_text(text, encoding="utf-8")
     with pytest.raises(KnowledgeError) as caught:
         load_from(kb)
@@ -137,7 +138,7 @@ def test_loader_reports_bad_codes_and_unknown_fields(tmp_path: Path) -> None:
 def test_loader_reports_unparseable_toml(tmp_path: Path) -> None:
     kb = _copy(tmp_path)
     (kb / "sources.toml").write_text("[[source]\nid = ", encoding="utf-8")
-    with pytest.raises(KnowledgeError, match="sources.toml: \\(file\\)"):
+    with pytest.raises(KnowledgeError, match=r"sources.toml: \(file\)"):
         load_from(kb)
 
 

@@ -627,7 +627,8 @@ class Diagnosis(Model):
                        "system and code together, or neither")
         if self.system is not None and self.code is not None:
             if self.system not in (CodeSystem.icd10cm, CodeSystem.snomedct):
-                raise _bad("system", self.system.value, "a diagnosis code system: icd10cm or snomedct")
+                raise _bad("system", self.system.value,
+                           "a diagnosis code system: icd10cm or snomedct")
             if not is_valid(self.system, self.code):
                 raise _bad("code", self.code, EXPECTED[self.system])
         return self

@@ -3,8 +3,9 @@
 For each subgroup the rule lists what supports it and what speaks against it, feature by
 feature from ``pathology.toml`` and ``antibodies.toml``; it never turns them into a
 probability. A feature the pattern expects to be absent (e.g. no rimmed vacuoles in IMNM)
-counts against the subgroup when present and is not listed as support when absent. ``differential.atypical_antibody`` says plainly when a positive antibody points
-to another subgroup than a necrotizing biopsy (anti-Mi-2 with IMNM in the 2025 case series).
+counts against the subgroup when present and is not listed as support when absent.
+``differential.atypical_antibody`` says plainly when a positive antibody points to another
+subgroup than a necrotizing biopsy (anti-Mi-2 with IMNM in the 2025 case series).
 """
 
 from __future__ import annotations

@@ -1,0 +1,72 @@
+"""How long one assessment takes: `imnm assess` cold start, and in-process `assess()`.
+
+Run by hand (never by the test suite):  .venv/bin/python benchmarks/assess.py [--runs N]
+Prints the figures and writes them to benchmarks/results/assess.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "case-series-2025-patient-1.json"
+
+
+def cold_start(runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "imnm.cli", "assess", str(EXAMPLE), "-f", "json"],
+                       check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def in_process(rounds: int) -> tuple[float, list[float], int]:
+    start = time.perf_counter()
+    import imnm  # first import, knowledge load and pint registry on first use
+
+    patients = [imnm.load_patient(p.read_text(encoding="utf-8"))
+                for p in sorted((ROOT / "examples").glob("*.json"))]
+    imnm.assess(patients[0])
+    first = time.perf_counter() - start
+    per_patient = []
+    for _ in range(rounds):
+        for patient in patients:
+            t0 = time.perf_counter()
+            imnm.assess(patient)
+            per_patient.append(time.perf_counter() - t0)
+    return first, per_patient, len(patients)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=10, help="cold starts to time")
+    parser.add_argument("--rounds", type=int, default=50, help="passes over the examples")
+    args = parser.parse_args()
+    cold = cold_start(args.runs)
+    first, warm, n = in_process(args.rounds)
+    warm_ms = sorted(t * 1000 for t in warm)
+    lines = [
+        f"machine: {platform.platform()}, python {platform.python_version()}",
+        f"imnm assess cold start (process start to exit, {args.runs} runs): "
+        f"median {statistics.median(cold):.3f} s, min {min(cold):.3f} s, max {max(cold):.3f} s",
+        f"in process, import + knowledge load + first assessment: {first:.3f} s",
+        f"in process assess() per patient ({n} examples x {args.rounds} rounds): "
+        f"median {statistics.median(warm_ms):.2f} ms, "
+        f"p99 {warm_ms[int(0.99 * (len(warm_ms) - 1))]:.2f} ms, max {warm_ms[-1]:.2f} ms",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
+    (ROOT / "benchmarks" / "results" / "assess.txt").write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
