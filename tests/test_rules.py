@@ -284,3 +284,15 @@ def test_every_finding_has_a_resolvable_source_and_dotted_id() -> None:
         assert finding.source in sources
         assert "." in finding.rule_id
         assert finding.conclusion
+
+
+def test_ck_without_limit_or_age_uses_a_conservative_bound() -> None:
+    # Highest fallback limit in ck_reference.toml is 499 U/L (Mayo, boys 6-17 y).
+    high = a_child(age_years=None).with_ck(7842, "IU/L").with_proximal_weakness(3) \
+        .with_antibody("HMGCR", "positive").build()
+    result = assess(high)
+    assert result.summary.ck_elevated is True
+    assert "highest limit in mayo_ck (age unknown; conservative)" in result.summary.peak_ck
+    assert result.classification.enmc_2017.cls == "anti_hmgcr_imnm"
+    low = a_child(age_years=None).with_ck(450).build()
+    assert assess(low).summary.ck_elevated is None  # below the bound: undecided, not normal

@@ -64,21 +64,31 @@ class CkSummary:
 
 
 def fallback_uln(patient: Patient, knowledge: Knowledge, result: EnzymeResult
-                 ) -> tuple[float | None, str]:
-    """A CK upper limit for a result that carries none: the knowledge band for the child's
-    sex and age at the sample. Unknown sex uses the higher (male) limit."""
+                 ) -> tuple[float | None, str, bool]:
+    """A CK upper limit for a result that carries none, its origin, and whether it is only a
+    conservative bound.
+
+    With the child's age known, the band for their sex and age is used (unknown sex: the
+    higher, male, limit). With the age unknown, the highest limit of any band is a
+    conservative bound: a value above it is elevated at every age covered, a value below it
+    stays undecided.
+    """
     when = result.date or patient.reference_date()
     age = patient.age_at(when)
     if age is None:
-        return None, "none: no laboratory limit and the child's age is unknown"
+        if not knowledge.ck_bands:
+            return None, "none: no laboratory limit and no reference bands", False
+        top = max(knowledge.ck_bands, key=lambda b: b.upper_limit)
+        return (top.upper_limit,
+                f"fallback: highest limit in {top.source} (age unknown; conservative)", True)
     sex = patient.sex if patient.sex in (Sex.female, Sex.male) else Sex.male
     for band in knowledge.ck_bands:
         if band.covers(sex, age):
             origin = (f"fallback: {band.source} {band.sex} {band.min_age_years:g}"
                       f"{'-' + format(band.max_age_years, 'g') if band.max_age_years else '+'} y"
                       f"{' (sex unknown: male limit)' if sex is not patient.sex else ''}")
-            return band.upper_limit, origin
-    return None, f"none: no reference band for age {age:.2f} y"
+            return band.upper_limit, origin, False
+    return None, f"none: no reference band for age {age:.2f} y", False
 
 
 def read_ck(patient: Patient, knowledge: Knowledge) -> CkSummary:
@@ -88,10 +98,10 @@ def read_ck(patient: Patient, knowledge: Knowledge) -> CkSummary:
     for index, result in enumerate(patient.ck):
         value = result.u_per_l
         uln = result.upper_limit_u_per_l
-        origin = "laboratory"
+        origin, bound_only = "laboratory", False
         if value is not None and uln is None:
-            uln, origin = fallback_uln(patient, knowledge, result)
-        if value is not None and uln is not None:
+            uln, origin, bound_only = fallback_uln(patient, knowledge, result)
+        if value is not None and uln is not None and not (bound_only and value <= uln):
             elevated: bool | None = value > uln
         elif result.interpretation is not None:
             elevated = result.interpretation.value == "elevated"
