@@ -644,6 +644,10 @@ class Treatment(Model):
     frequency: str | None = Field(None, description="e.g. 'daily', 'weekly', 'monthly'.")
     start: dt.date | None = None
     end: dt.date | None = None
+    administrations: int | None = Field(
+        None, ge=1, le=1000,
+        description="How many doses this entry stands for (e.g. 3 cyclophosphamide pulses); "
+        "needed for cumulative totals, never assumed.")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -701,6 +705,26 @@ class Onset(Model):
         return self.derived_pattern() or self.pattern
 
 
+# Instrument ranges (scale definitions, not clinical thresholds; cited in response.toml).
+MMT8_MAX, CMAS_MAX, CHAQ_MAX, VAS_MAX, MRS_MAX = 80, 52, 3, 10, 6
+
+
+class Visit(Model):
+    """One visit of the course: enzymes, strength, function and global activity."""
+
+    date: dt.date = Field(description="Visit date.")
+    ck: EnzymeResult | None = Field(None, description="CK at this visit.")
+    mmt8: float | None = Field(None, ge=0, le=MMT8_MAX, description="MMT-8 total, 0-80.")
+    cmas: float | None = Field(None, ge=0, le=CMAS_MAX, description="CMAS total, 0-52.")
+    mrc_proximal: MRC | None = Field(None, description="Worst proximal MRC grade, 0-5.")
+    mrs: int | None = Field(None, ge=0, le=MRS_MAX, description="Modified Rankin Scale, 0-6.")
+    chaq: float | None = Field(None, ge=0, le=CHAQ_MAX, description="CHAQ disability, 0-3.")
+    physician_global: float | None = Field(None, ge=0, le=VAS_MAX, description="VAS 0-10.")
+    patient_global: float | None = Field(None, ge=0, le=VAS_MAX, description="VAS 0-10.")
+    extramuscular_global: float | None = Field(None, ge=0, le=VAS_MAX, description="VAS 0-10.")
+    note: str | None = Field(None, description="Free text; never logged.")
+
+
 _RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -741,6 +765,7 @@ class Patient(Model):
     preceding_infection: PrecedingInfection = Field(default_factory=PrecedingInfection)
     diagnoses: list[Diagnosis] = Field(default_factory=list)
     treatments: list[Treatment] = Field(default_factory=list)
+    visits: list[Visit] = Field(default_factory=list, description="The course, visit by visit.")
     notes: str | None = Field(None, description="Free text; never logged or echoed in errors.")
 
     @field_validator("id")
@@ -786,6 +811,7 @@ class Patient(Model):
                   if t.start]
         if self.biopsy and self.biopsy.date:
             facts.append(("biopsy.date", self.biopsy.date))
+        facts += [(f"visits[{i}].date", v.date) for i, v in enumerate(self.visits)]
         return facts
 
     # ------------------------------------------------------------------ derived facts

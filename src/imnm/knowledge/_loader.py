@@ -25,6 +25,8 @@ from imnm.knowledge._models import (
     Cited,
     CkBand,
     CodeEntry,
+    Cumulative,
+    DoseRule,
     EnmcElement,
     EnmcSubtype,
     EularCategory,
@@ -32,11 +34,17 @@ from imnm.knowledge._models import (
     EularProbability,
     Juvenile,
     Keyword,
+    Measure,
+    Monitoring,
     OnsetBand,
     Parameter,
     PathologyFeature,
     Recommendation,
+    Review,
+    Scale,
     Source,
+    Step,
+    Threshold,
 )
 from imnm.patient import Antibody, Biopsy
 
@@ -53,6 +61,8 @@ FILES = (
     "code_sets.toml",
     "recommendations.toml",
     "parameters.toml",
+    "regimens.toml",
+    "response.toml",
 )
 
 
@@ -75,6 +85,14 @@ class Knowledge:
     keywords: tuple[Keyword, ...]
     recommendations: dict[str, Recommendation]
     parameters: dict[str, Parameter]
+    doses: dict[str, DoseRule] = field(default_factory=dict)
+    steps: tuple[Step, ...] = ()
+    monitoring: tuple[Monitoring, ...] = ()
+    cumulative: tuple[Cumulative, ...] = ()
+    reviews: tuple[Review, ...] = ()
+    measures: dict[str, Measure] = field(default_factory=dict)
+    scales: dict[str, Scale] = field(default_factory=dict)
+    thresholds: dict[str, Threshold] = field(default_factory=dict)
     directory: str = ""
     _code_index: dict[tuple[str, str], CodeEntry] = field(default_factory=dict, repr=False)
 
@@ -121,6 +139,14 @@ class Knowledge:
         yield from (("code_sets.toml", f"keyword {k.text}", k) for k in self.keywords)
         yield from (("recommendations.toml", r.id, r) for r in self.recommendations.values())
         yield from (("parameters.toml", p.id, p) for p in self.parameters.values())
+        yield from (("regimens.toml", d.id, d) for d in self.doses.values())
+        yield from (("regimens.toml", s.id, s) for s in self.steps)
+        yield from (("regimens.toml", f"monitoring {m.drug.value}", m) for m in self.monitoring)
+        yield from (("regimens.toml", f"cumulative {c.drug.value}", c) for c in self.cumulative)
+        yield from (("regimens.toml", r.id, r) for r in self.reviews)
+        yield from (("response.toml", m.id, m) for m in self.measures.values())
+        yield from (("response.toml", s.id, s) for s in self.scales.values())
+        yield from (("response.toml", t.population, t) for t in self.thresholds.values())
 
 
 class _Collector:
@@ -207,6 +233,17 @@ def load_from(directory: Path) -> Knowledge:
     recs = c.entries("recommendations.toml", raw["recommendations.toml"], "recommendation",
                      Recommendation)
     params = c.entries("parameters.toml", raw["parameters.toml"], "parameter", Parameter)
+    reg = raw["regimens.toml"]
+    doses = c.entries("regimens.toml", reg, "dose", DoseRule)
+    steps = c.entries("regimens.toml", reg, "step", Step)
+    monitoring = c.entries("regimens.toml", reg, "monitoring", Monitoring)
+    cumulative = c.entries("regimens.toml", reg, "cumulative", Cumulative)
+    reviews = c.entries("regimens.toml", reg, "review", Review)
+    resp = raw["response.toml"]
+    measures = c.entries("response.toml", resp, "measure", Measure)
+    scales = c.entries("response.toml", resp, "scale", Scale)
+    thresholds = c.entries("response.toml", resp, "threshold", Threshold)
+    params += c.entries("response.toml", resp, "parameter", Parameter)
 
     for file, ids in [
         ("sources.toml", [s.id for s in sources]),
@@ -214,7 +251,9 @@ def load_from(directory: Path) -> Knowledge:
         ("enmc_2017.toml", [e.id for e in elements] + [s.id for s in subtypes]),
         ("eular_acr_2017.toml", [i.id for i in items]),
         ("recommendations.toml", [r.id for r in recs]),
-        ("parameters.toml", [p.id for p in params]),
+        ("parameters.toml + response.toml", [p.id for p in params]),
+        ("regimens.toml", [d.id for d in doses] + [s.id for s in steps]),
+        ("response.toml", [m.id for m in measures] + [s.id for s in scales]),
         ("code_sets.toml", [f"{e.system.value} {e.code} {e.set}" for e in codes]),
     ]:
         _duplicates(file, ids, c)
@@ -238,6 +277,14 @@ def load_from(directory: Path) -> Knowledge:
         keywords=tuple(keywords),
         recommendations={r.id: r for r in recs},
         parameters={p.id: p for p in params},
+        doses={d.id: d for d in doses},
+        steps=tuple(steps),
+        monitoring=tuple(monitoring),
+        cumulative=tuple(cumulative),
+        reviews=tuple(sorted(reviews, key=lambda r: r.weeks)),
+        measures={m.id: m for m in measures},
+        scales={s.id: s for s in scales},
+        thresholds={t.population: t for t in thresholds},
         directory=str(directory),
     )
     _cross_check(knowledge, c)
@@ -277,6 +324,18 @@ def _cross_check(k: Knowledge, c: _Collector) -> None:
         allowed = _BIOPSY_VALUES.get(feature.field, (True, False))
         if feature.expected not in allowed:
             c.add("pathology.toml", label, feature.expected, f"one of {allowed}")
+    for dose in k.doses.values():
+        if dose.cap_source is not None and dose.cap_source not in k.sources:
+            c.add("regimens.toml", dose.id, dose.cap_source, "a source id defined in sources.toml")
+        if dose.amount_min > dose.amount_max:
+            c.add("regimens.toml", dose.id, dose.amount_min, "amount_min <= amount_max")
+    for step in k.steps:
+        for dose_id in step.doses:
+            if dose_id not in k.doses:
+                c.add("regimens.toml", step.id, dose_id, "a dose id defined in the file")
+    for measure in k.measures.values():
+        if list(measure.bands) != sorted(measure.bands):
+            c.add("response.toml", measure.id, measure.bands, "band edges in ascending order")
     for subtype in k.enmc_subtypes:
         for element in (*subtype.requires, *subtype.caveats):
             if element not in k.enmc_elements:

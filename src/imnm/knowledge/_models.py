@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from imnm.codes import CodeSystem
-from imnm.patient import Antibody, Sex
+from imnm.patient import Antibody, Drug, Sex
 
 
 class Frozen(BaseModel):
@@ -192,3 +192,97 @@ class Parameter(Cited):
     unit: str
     says: str
     why: str
+
+
+EnmcClass = Literal["anti_hmgcr_imnm", "anti_srp_imnm", "seronegative_imnm"]
+
+
+class DoseRule(Cited):
+    """How to compute one drug's dose for a child."""
+
+    id: str
+    drug: Drug
+    says: str
+    basis: Literal["per_kg", "per_m2", "fixed"]
+    amount_min: float = Field(gt=0)
+    amount_max: float = Field(gt=0)
+    amount_unit: Literal["mg", "g"]
+    per: Literal["day", "week", "course", "infusion"]
+    cap: float | None = Field(None, gt=0)
+    cap_source: str | None = None
+    cap_status: Status | None = None
+    route: str = ""
+    frequency: str = ""
+    duration: str = ""
+    rounding_increment: float = Field(gt=0)
+    note: str | None = None
+
+
+class Step(Cited):
+    """One step of a treatment plan for ENMC subtypes."""
+
+    id: str
+    applies_to: tuple[EnmcClass, ...]
+    line: Literal["first", "early", "wean", "second", "refractory"]
+    doses: tuple[str, ...] = ()
+    drugs: tuple[Drug, ...] = ()
+    says: str
+
+
+class Monitoring(Cited):
+    """What to watch on a drug."""
+
+    drug: Drug
+    when: str
+    says: str
+
+
+class Cumulative(Cited):
+    """A lifetime dose limit to track."""
+
+    drug: Drug
+    basis: Literal["per_m2"]
+    limit: float = Field(gt=0)
+    unit: Literal["g/m2"]
+    applies_to_sex: Literal["male", "female"]
+    says: str
+    note: str | None = None
+
+
+class Measure(Cited):
+    """A core set measure of the Total Improvement Score."""
+
+    id: Literal["physician_global", "patient_global", "strength", "function", "enzyme",
+                "extramuscular"]
+    says: str
+    better: Literal["higher", "lower"]
+    change: Literal["range", "baseline"]
+    bands: tuple[float, float, float, float]
+    points: tuple[float, float, float, float, float]
+
+
+class Scale(Cited):
+    """An instrument recorded at visits."""
+
+    id: str
+    says: str
+    min: float
+    max: float
+    better: Literal["higher", "lower"]
+
+
+class Threshold(Cited):
+    """TIS category cut-offs for a population."""
+
+    population: Literal["juvenile", "adult"]
+    minimal: float
+    moderate: float
+    major: float
+
+
+class Review(Cited):
+    """A point in time to reassess treatment."""
+
+    id: str
+    weeks: float = Field(gt=0)
+    says: str
