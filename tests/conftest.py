@@ -17,6 +17,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
                      help="rewrite tests/golden/ from the current code (review the diff!)")
+    parser.addoption("--update-snapshots", action="store_true",
+                     help="rewrite tests/snapshots/ (generated screen SQL; review the diff!)")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from imnm.rules import classification, differential, suspicion, workup
 from imnm.rules._facts import antibody_status, classify_labels, read_ck
 
 SCHEMA_ID = "imnm.assessment/1"
+ASSESSMENT_PARAMETERS = ("suspicion_",)  # the parameters the assessment's rules read
 
 
 class _Out(BaseModel):
@@ -205,6 +206,6 @@ def assess(
             for s, e in diff.evidence.items()
         },
         findings=findings,
-        parameters=params,
+        parameters={k: v for k, v in params.items() if k.startswith(ASSESSMENT_PARAMETERS)},
         sources={s: kb.sources[s].citation for s in used_sources},
     )

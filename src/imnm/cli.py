@@ -331,6 +331,149 @@ def evidence_add_case(
     typer.echo(f"{'added' if written else 'already present, unchanged'}: {patient.id} -> {path}")
 
 
+synth_app = typer.Typer(help="Synthetic populations with a ground-truth label per child.",
+                        no_args_is_help=True)
+app.add_typer(synth_app, name="synth")
+
+
+@synth_app.command("omop")
+def synth_omop(
+    out: Annotated[Path, typer.Option("--out", help="FILE.duckdb, or a folder for Parquet.")],
+    patients: Annotated[int, typer.Option("--patients", min=100, help="How many children.")
+                        ] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same population.")] = 1,
+) -> None:
+    """Write a synthetic OMOP CDM v5.4 population (with table imnm_truth)."""
+    from imnm.screen import synth
+
+    n = synth.write_omop(synth.population(patients, seed), out)
+    typer.echo(f"{n:,} children written to {out} (screen date {synth.AS_OF}; ground truth in "
+               "table imnm_truth)")
+
+
+@synth_app.command("fhir")
+def synth_fhir(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the NDJSON files.")],
+    patients: Annotated[int, typer.Option("--patients", min=100, help="How many children.")
+                        ] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same population.")] = 1,
+    gzip_files: Annotated[bool, typer.Option("--gzip", help="Write .ndjson.gz.")] = False,
+) -> None:
+    """Write a synthetic population as bulk FHIR NDJSON (with truth.csv)."""
+    from imnm.screen import synth
+
+    n = synth.write_fhir(synth.population(patients, seed), out, gzip_files=gzip_files)
+    typer.echo(f"{n:,} children written to {out} (screen date {synth.AS_OF}; ground truth in "
+               "truth.csv)")
+
+
+class EngineName(StrEnum):
+    """Screen engines."""
+
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+@app.command()
+def screen(
+    omop: Annotated[str | None, typer.Option(
+        "--omop", help="OMOP CDM: a DuckDB file, a folder of Parquet/CSV, or spark:<db>.")
+    ] = None,
+    fhir: Annotated[Path | None, typer.Option("--fhir", help="Folder of bulk FHIR NDJSON.")
+                    ] = None,
+    engine: Annotated[EngineName, typer.Option("--engine", help="duckdb (default) or spark.")
+                      ] = EngineName.duckdb,
+    out: Annotated[Path | None, typer.Option("--out", help="Worklist file, .csv or .parquet.")
+                   ] = None,
+    aggregate: Annotated[Path | None, typer.Option(
+        "--aggregate", help="Counts per tier and sex as CSV, counts under 10 suppressed.")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Screen date YYYY-MM-DD "
+                                              "(default today).")] = None,
+    spark_master: Annotated[str | None, typer.Option(
+        "--spark-master", help="Spark master URL (default local[2]).")] = None,
+    show: Annotated[int, typer.Option("--show", help="Rows of the worklist to print.")] = 20,
+) -> None:
+    """Population case finding: children to test for anti-HMGCR/anti-SRP, dystrophy labels to
+    review, IMNM left on corticosteroid alone."""
+    import csv
+    import datetime as dt
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from imnm.screen.definition import ScreenDefinitionError
+    from imnm.screen.engines import EngineUnavailable, InputUnusable
+    from imnm.screen.run import run_screen, write_worklist
+
+    if (omop is None) == (fhir is None):
+        typer.echo("imnm screen: give exactly one of --omop PATH or --fhir DIR", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        when = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        typer.echo(f"imnm screen: --as-of: got {as_of!r}; expected a date YYYY-MM-DD", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    console = Console(stderr=True)
+
+    def step(label: str) -> object:
+        return console.status(f"[bold]imnm screen[/]: {label} ({engine.value})")
+
+    try:
+        engine_obj = None
+        if engine is EngineName.spark:
+            from imnm.screen.run import make_engine
+
+            with console.status("starting Spark"):
+                engine_obj = make_engine("spark", spark_master=spark_master)
+        try:
+            result = run_screen("omop" if omop else "fhir", omop or str(fhir),
+                                engine=engine_obj, engine_name=engine.value, as_of=when,
+                                progress=step)
+        finally:
+            if engine_obj is not None:
+                engine_obj.close()
+    except (InputUnusable, EngineUnavailable, ScreenDefinitionError) as exc:
+        typer.echo(f"imnm screen: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if out is not None:
+        try:
+            write_worklist(result, out)
+        except ValueError as exc:
+            typer.echo(f"imnm screen: {exc}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+    if aggregate is not None:
+        with aggregate.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["tier", "sex", "children"])
+            writer.writeheader()
+            writer.writerows(result.aggregate())
+    table = Table(title=f"imnm worklist: {result.population:,} children screened "
+                        f"({result.source}, {result.engine}, as of {result.as_of})")
+    for column in ("person", "tier", "codes", "peak CK", "x ULN", "anti-HMGCR", "anti-SRP",
+                   "months CS alone"):
+        table.add_column(column)
+    for row in result.rows[:show]:
+        table.add_row(row.person_id, row.tier, row.diagnosis_codes or "",
+                      f"{row.peak_ck_u_per_l:,.0f}" if row.peak_ck_u_per_l else "",
+                      f"{row.peak_ck_multiple_of_uln:.1f}" if row.peak_ck_multiple_of_uln
+                      else "", row.anti_hmgcr, row.anti_srp,
+                      f"{row.months_on_corticosteroid_alone:g}"
+                      if row.months_on_corticosteroid_alone is not None else "")
+    out_console = Console(width=None if sys.stdout.isatty() else 150)
+    out_console.print(table)
+    counts = result.counts()
+    out_console.print("per tier: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                                      or "no child listed"))
+    if len(result.rows) > show:
+        out_console.print(f"(first {show} of {len(result.rows)} rows; --out writes them all)")
+    for missing in result.missing:
+        out_console.print(f"[yellow]not assessable: missing {missing}[/]")
+    for note in result.notes:
+        out_console.print(f"note: {note}")
+    if out is not None:
+        out_console.print(f"worklist: {out}")
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the patient file."""

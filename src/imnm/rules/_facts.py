@@ -32,6 +32,7 @@ class CkReading:
     uln_u_per_l: float | None
     uln_origin: str  # "laboratory", "fallback: ..." or "none"
     elevated: bool | None
+    bound_only: bool = False  # the limit is only the highest fallback (age unknown)
 
     @property
     def multiple(self) -> float | None:
@@ -109,7 +110,7 @@ def read_ck(patient: Patient, knowledge: Knowledge) -> CkSummary:
         else:
             elevated = None
             gaps.append(f"ck[{index}]: upper reference limit ({origin})")
-        readings.append(CkReading(index, value, uln, origin, elevated))
+        readings.append(CkReading(index, value, uln, origin, elevated, bound_only))
     known = [r for r in readings if r.elevated is not None]
     if any(r.elevated for r in known):
         overall: bool | None = True

@@ -60,7 +60,9 @@ def evaluate(patient: Patient, knowledge: Knowledge,
 
     untested = [a for a, s in ((Antibody.HMGCR, hmgcr), (Antibody.SRP, srp))
                 if s not in (AntibodyStatus.positive, AntibodyStatus.negative)]
-    if not labels or not untested:
+    if not labels or not untested or positive:
+        # Nothing to warn about, both antibodies resulted, or one is already positive (the
+        # label review above is then the finding that matters).
         return Suspicion(False, review, (), tuple(findings))
 
     ck = read_ck(patient, knowledge)
@@ -72,7 +74,10 @@ def evaluate(patient: Patient, knowledge: Knowledge,
 
     ck_high: bool | None
     peak = ck.peak
-    if peak is not None and peak.multiple is not None:
+    if peak is not None and peak.multiple is not None and peak.bound_only:
+        # Compared with the highest fallback limit only: above it is high; below, unknown.
+        ck_high = True if peak.multiple > min_multiple else None
+    elif peak is not None and peak.multiple is not None:
         ck_high = peak.multiple > min_multiple
     elif peak is not None and peak.elevated is not None and min_multiple <= 1.0:
         ck_high = peak.elevated  # a laboratory flag suffices only at the default threshold

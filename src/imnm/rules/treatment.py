@@ -110,6 +110,21 @@ def cumulative_cyclophosphamide(patient: Patient, knowledge: Knowledge) -> Cumul
                           source, status)
 
 
+def corticosteroid_alone_days(patient: Patient) -> int | None:
+    """Days on corticosteroid with no other immunosuppressant or IVIg started, up to the
+    reference date (None when the child had no corticosteroid, or had another agent).
+    A treatment without an end date is counted as a single day at its start."""
+    today = patient.reference_date()
+    started = [t for t in patient.treatments if t.start is not None and t.start <= today]
+    steroids = [t for t in started if is_corticosteroid(t.drug)]
+    others = [t for t in started if not is_corticosteroid(t.drug) and t.drug is not Drug.other]
+    if not steroids or others:
+        return None
+    first = min(t.start for t in steroids if t.start is not None)
+    last = max((t.end or t.start) for t in steroids if t.start is not None)
+    return (min(last, today) - first).days
+
+
 def _active(patient: Patient) -> list[Drug]:
     today = patient.reference_date()
     return [t.drug for t in patient.treatments

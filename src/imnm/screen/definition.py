@@ -1,0 +1,179 @@
+"""The one screen definition: SQL written in DuckDB's dialect (``sql/*.sql``), with lookup
+views rendered from the knowledge files, transpiled to Spark SQL by SQLGlot with
+``unsupported_level=RAISE``. Whatever differs between engines lives in :data:`DIALECTS`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Literal
+
+import sqlglot
+from sqlglot.errors import ErrorLevel, SqlglotError
+
+from imnm import quantities
+from imnm.codes import URIS, CodeSystem
+from imnm.knowledge import Knowledge
+from imnm.rules.treatment import CORTICOSTEROIDS
+
+Engine = Literal["duckdb", "spark"]
+DIALECTS: dict[Engine, str] = {"duckdb": "duckdb", "spark": "spark"}
+OMOP_VOCABULARIES = {"ICD10CM": CodeSystem.icd10cm, "SNOMED": CodeSystem.snomedct,
+                     "LOINC": CodeSystem.loinc, "RxNorm": CodeSystem.rxnorm}
+# CK units as laboratories and FHIR servers spell them; factors come from pint (quantities).
+CK_UNIT_SPELLINGS = {"U/L": "U/L", "U/l": "U/L", "IU/L": "IU/L", "IU/l": "IU/L",
+                     "[IU]/L": "IU/L", "u/L": "U/L", "µkat/L": "µkat/L", "ukat/L": "ukat/L",
+                     "μkat/L": "µkat/L", "ukat/l": "ukat/L"}
+NO_UPPER_AGE = 200.0  # stands for "no upper bound" in the bands view (ages are <= 25 here)
+
+
+class ScreenDefinitionError(ValueError):
+    """The screen cannot be rendered or transpiled for an engine (names the statement)."""
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The values the screen takes from parameters.toml (and the screen date)."""
+
+    as_of: dt.date
+    min_ck_multiple: float
+    max_age_years: float
+    review_days: int
+
+    @classmethod
+    def from_knowledge(cls, knowledge: Knowledge, as_of: dt.date,
+                       overrides: dict[str, float] | None = None) -> Parameters:
+        """Defaults from the knowledge base, with named overrides."""
+        values = {k: p.value for k, p in knowledge.parameters.items()} | dict(overrides or {})
+        return cls(as_of=as_of,
+                   min_ck_multiple=float(values["suspicion_min_ck_multiple_of_uln"]),
+                   max_age_years=float(values["screen_max_age_years"]),
+                   review_days=int(float(values["screen_review_corticosteroid_alone_weeks"]) * 7))
+
+
+def unit_factors() -> dict[str, float]:
+    """Multiply a CK value in each accepted spelling by this to get U/L (via pint)."""
+    return {spelling: quantities.convert(1.0, unit, "activity")
+            for spelling, unit in CK_UNIT_SPELLINGS.items()}
+
+
+def _literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, dt.date):
+        return f"CAST('{value.isoformat()}' AS DATE)"
+    text = str(value).replace("'", "''")
+    return f"'{text}'"
+
+
+def _values_view(name: str, columns: tuple[str, ...],
+                 rows: Sequence[tuple[object, ...]]) -> str:
+    body = ",\n    ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
+    return (f"CREATE OR REPLACE TEMPORARY VIEW {name} AS\nSELECT * FROM (VALUES\n    {body}\n)"
+            f" AS v({', '.join(columns)});")
+
+
+def lookup_views(knowledge: Knowledge, params: Parameters) -> str:
+    """The lookup views the screen joins, rendered from the knowledge base."""
+    codes = [(c.set, c.system.value, c.code, c.match, c.concept) for c in knowledge.codes
+             if c.set in ("dystrophy", "unexplained_myopathy", "myositis", "ck",
+                          "antibody_test", "genetic_test", "drug")]
+    bands = []
+    for band in knowledge.ck_bands:
+        limit = quantities.convert(band.upper_limit, band.unit, "activity")
+        bands.append((band.sex, band.min_age_years,
+                      band.max_age_years if band.max_age_years is not None else NO_UPPER_AGE,
+                      limit))
+    drug_concepts = sorted({c.concept for c in knowledge.codes_in("drug") if c.concept})
+    steroids = sorted(d.value for d in CORTICOSTEROIDS)
+    others = [d for d in drug_concepts if d not in steroids and d != "statin"]
+    parts = [
+        "-- lookup views rendered from the knowledge files (imnm.screen.definition)",
+        _values_view("imnm_params", ("as_of", "max_age_years", "min_ck_multiple",
+                                     "review_days"),
+                     [(params.as_of, params.max_age_years, params.min_ck_multiple,
+                       params.review_days)]),
+        _values_view("imnm_codes", ("set_name", "system", "code", "match_kind", "concept"),
+                     codes),
+        _values_view("imnm_vocabulary", ("vocabulary_id", "system"),
+                     [(k, v.value) for k, v in OMOP_VOCABULARIES.items()]),
+        _values_view("imnm_fhir_system", ("uri", "system"),
+                     [(uri, system.value) for system, uri in URIS.items()]),
+        _values_view("imnm_unit_factors", ("unit", "factor"), sorted(unit_factors().items())),
+        _values_view("imnm_ck_bands", ("sex", "min_age_years", "max_age_years", "upper_limit"),
+                     bands),
+        _values_view("imnm_corticosteroids", ("concept",), [(s,) for s in steroids]),
+        _values_view("imnm_immunosuppressants", ("concept",), [(o,) for o in others]),
+        "-- which inputs are missing: all present here; the run replaces this view",
+        _values_view("imnm_inputs", ("condition_missing", "measurement_missing",
+                                     "drug_missing"), [(0, 0, 0)]),
+    ]
+    return "\n\n".join(parts)
+
+
+def _template(name: str) -> str:
+    return (resources.files("imnm.screen") / "sql" / name).read_text(encoding="utf-8")
+
+
+def statements(sql: str) -> list[str]:
+    """Split a script into statements (SQLGlot's parser, so comments and strings are safe)."""
+    try:
+        parsed = sqlglot.parse(sql, read="duckdb")
+    except SqlglotError as exc:
+        raise ScreenDefinitionError(f"screen SQL does not parse: {exc}") from exc
+    return [p.sql(dialect="duckdb") for p in parsed if p is not None]
+
+
+def transpile(sql: str, engine: Engine) -> list[str]:
+    """The statements of ``sql`` (DuckDB dialect) for ``engine``; a construct the target
+    cannot express raises :class:`ScreenDefinitionError` naming the statement."""
+    out = []
+    for index, statement in enumerate(statements(sql)):
+        if engine == "duckdb":
+            out.append(statement)
+            continue
+        try:
+            out += sqlglot.transpile(statement, read="duckdb", write=DIALECTS[engine],
+                                     unsupported_level=ErrorLevel.RAISE, pretty=True)
+        except SqlglotError as exc:
+            raise ScreenDefinitionError(
+                f"statement {index + 1} cannot be written for {engine}: {exc}") from exc
+    return out
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The screen for one engine and one input kind, statement by statement."""
+
+    engine: Engine
+    source: Literal["omop", "fhir"]
+    setup: tuple[str, ...]  # lookup views and staging views
+    query: str  # the worklist query
+    count_query: str  # children in scope
+
+    def script(self) -> str:
+        """Everything as one readable script (the snapshot files)."""
+        return ";\n\n".join((*self.setup, self.query)) + ";\n"
+
+
+def render(knowledge: Knowledge, params: Parameters, engine: Engine,
+           source: Literal["omop", "fhir"]) -> Rendered:
+    """Render the screen for ``engine`` reading ``source`` data."""
+    lookups = transpile(lookup_views(knowledge, params), engine)
+    staging = transpile(_template(f"stage_{source}.sql"), engine)
+    query = transpile(_template("screen.sql"), engine)
+    if len(query) != 1:
+        raise ScreenDefinitionError("screen.sql must hold exactly one query")
+    count = transpile(
+        "SELECT COUNT(*) AS n FROM imnm_person AS p CROSS JOIN imnm_params AS params "
+        "WHERE p.birth_date IS NULL "
+        "OR DATE_DIFF('day', p.birth_date, params.as_of) / 365.25 <= params.max_age_years",
+        engine)[0]
+    return Rendered(engine, source, tuple(lookups + staging), query[0], count)

@@ -1,0 +1,118 @@
+"""The per-child route: read the same staged rows the screen reads, build one Patient per child,
+and ask the per-child rules which tiers apply. Used by the differential test (the screen and
+the rules must agree child by child) and timed by benchmarks/screen.py.
+
+The screen's population conventions apply here too: proximal weakness is not required
+(``suspicion_require_proximal_weakness = false``), family history is unknown, and a child's
+antibody status is positive if any result is positive, else negative if any is negative.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from imnm.codes import CodeSystem, is_valid
+from imnm.errors import InputError
+from imnm.knowledge import Knowledge
+from imnm.patient import Antibody, AntibodyStatus, Drug, Patient, load_patient
+from imnm.rules import suspicion
+from imnm.rules.treatment import corticosteroid_alone_days
+from imnm.screen.definition import Parameters, unit_factors
+from imnm.screen.engines import Engine
+
+
+def _group(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[str(row["person_id"])].append(row)
+    return grouped
+
+
+def patients(engine: Engine, knowledge: Knowledge, as_of: dt.date,
+             max_age_years: float) -> Iterator[Patient]:
+    """One Patient per staged child (the screen's staging views must exist)."""
+    codes = {(c.system.value, c.code): c for c in knowledge.codes if c.match == "exact"}
+    factors = unit_factors()
+    conditions = _group(engine.rows("SELECT * FROM imnm_condition"))
+    measurements = _group(engine.rows("SELECT * FROM imnm_measurement"))
+    drugs = _group(engine.rows("SELECT * FROM imnm_drug"))
+    for person in engine.rows("SELECT * FROM imnm_person"):
+        pid = str(person["person_id"])
+        birth = person["birth_date"]
+        if birth is not None and (as_of - birth).days / 365.25 > max_age_years:
+            continue
+        data: dict[str, Any] = {"id": pid, "as_of": as_of.isoformat(),
+                                "sex": person["sex"] or "unknown",
+                                "birth_date": birth.isoformat() if birth else None}
+        diagnoses = []
+        for row in conditions.get(pid, []):
+            system, code, start = row["system"], row["code"], row["start_date"]
+            if system not in ("icd10cm", "snomedct") or not is_valid(CodeSystem(system), code):
+                continue
+            if start is not None and start > as_of:
+                continue
+            diagnoses.append({"label": f"{system} {code}", "system": system, "code": code,
+                              "status": "active" if row["active"] else "resolved"})
+        ck: list[dict[str, Any]] = []
+        antibodies: dict[str, str] = {}
+        genetic: str | None = None
+        for row in measurements.get(pid, []):
+            entry = codes.get((row["system"], row["code"]))
+            when = row["date"]
+            if entry is None or (when is not None and when > as_of):
+                continue
+            if entry.set == "ck" and row["value"] is not None and row["value"] >= 0 \
+                    and row["unit"] in factors:
+                factor = factors[row["unit"]]
+                result: dict[str, Any] = {"value": row["value"] * factor, "unit": "U/L",
+                                          "date": when.isoformat() if when else None}
+                if row["range_high"] is not None:
+                    result["upper_limit"] = row["range_high"] * factor
+                ck.append(result)
+            elif entry.set == "antibody_test" and row["result"] and entry.concept:
+                name = Antibody(entry.concept).value
+                if antibodies.get(name) != "positive":
+                    antibodies[name] = row["result"]
+            elif entry.set == "genetic_test" and row["result"]:
+                if genetic != "diagnostic":
+                    genetic = "diagnostic" if row["result"] == "positive" else "negative"
+        treatments = []
+        for row in drugs.get(pid, []):
+            entry = codes.get((row["system"], row["code"]))
+            start = row["start_date"]
+            if entry is None or entry.set != "drug" or entry.concept not in Drug.__members__:
+                continue
+            if start is None or start > as_of:
+                continue
+            treatments.append({"drug": entry.concept, "start": start.isoformat(),
+                               "end": (row["end_date"] or start).isoformat()})
+        data |= {"diagnoses": diagnoses, "ck": ck, "antibodies": antibodies,
+                 "treatments": treatments}
+        if genetic:
+            data["genetic_testing"] = {"done": True, "result": genetic}
+        try:
+            yield load_patient(data)
+        except InputError:
+            continue  # a child the patient model refuses (e.g. impossible dates) is skipped
+
+
+def tiers(patient: Patient, knowledge: Knowledge, params: Parameters) -> set[str]:
+    """The worklist tiers the per-child rules give this child."""
+    settings = {k: p.value for k, p in knowledge.parameters.items()}
+    settings |= {"suspicion_require_proximal_weakness": False,
+                 "suspicion_min_ck_multiple_of_uln": params.min_ck_multiple}
+    found = suspicion.evaluate(patient, knowledge, settings)
+    out = set()
+    if found.test_for_imnm_antibodies:
+        out.add("test_for_antibodies")
+    if found.review_dystrophy_label:
+        out.add("review_dystrophy_label")
+    positive = any(patient.antibody(a) is AntibodyStatus.positive
+                   for a in (Antibody.HMGCR, Antibody.SRP))
+    days = corticosteroid_alone_days(patient)
+    if positive and days is not None and days >= params.review_days:
+        out.add("review_treatment")
+    return out

@@ -1,0 +1,175 @@
+-- imnm screen: population case finding over the canonical views (DuckDB dialect; transpiled
+-- to Spark SQL). The code sets, CK limits, unit factors and parameters come from the same
+-- knowledge files as the per-child rules, rendered into the imnm_* lookup views by
+-- imnm.screen.definition. One row per child and tier:
+--   test_for_antibodies    suspicion.dystrophy_label_unconfirmed: a dystrophy or unexplained
+--                          myopathy label, no diagnostic genetic result, peak CK above
+--                          min_ck_multiple x ULN, anti-HMGCR or anti-SRP never resulted, and
+--                          neither positive
+--   review_dystrophy_label suspicion.antibody_positive_with_dystrophy_label: a positive
+--                          anti-HMGCR or anti-SRP under a dystrophy label
+--   review_treatment       treatment.corticosteroid_alone: a positive anti-HMGCR or anti-SRP
+--                          and corticosteroid without any other immunosuppressant or IVIg for
+--                          at least review_weeks
+--   not_assessable         a table the tier needs is missing from the input (imnm_inputs)
+-- Weakness is rarely coded, so the screen runs the suspicion rule with proximal weakness not
+-- required (parameter suspicion_require_proximal_weakness = false) and family history unknown.
+
+WITH params AS (
+    SELECT * FROM imnm_params
+),
+people AS (
+    SELECT p.person_id, p.birth_date, p.sex,
+           DATE_DIFF('day', p.birth_date, params.as_of) / 365.25 AS age_years
+    FROM imnm_person AS p CROSS JOIN params
+    WHERE p.birth_date IS NULL
+       OR DATE_DIFF('day', p.birth_date, params.as_of) / 365.25 <= params.max_age_years
+),
+labels AS (
+    SELECT DISTINCT c.person_id, k.set_name, c.system, c.code
+    FROM imnm_condition AS c
+    JOIN imnm_codes AS k
+        ON k.system = c.system
+       AND (c.code = k.code OR (k.match_kind = 'prefix' AND c.code LIKE k.code || '%'))
+    CROSS JOIN params
+    WHERE c.active
+      AND k.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
+      AND (c.start_date IS NULL OR c.start_date <= params.as_of)
+),
+label_flags AS (
+    SELECT person_id,
+           MAX(CASE WHEN set_name = 'dystrophy' THEN 1 ELSE 0 END) AS has_dystrophy,
+           MAX(CASE WHEN set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END)
+               AS has_warning_label,
+           STRING_AGG(DISTINCT code, ';' ORDER BY code) AS label_codes
+    FROM labels
+    GROUP BY person_id
+),
+results AS (
+    SELECT m.person_id, k.set_name, k.concept, m.value, m.unit, m.range_high, m.result, m.date
+    FROM imnm_measurement AS m
+    JOIN imnm_codes AS k ON k.system = m.system AND k.code = m.code
+    CROSS JOIN params
+    WHERE k.set_name IN ('ck', 'antibody_test', 'genetic_test')
+      AND (m.date IS NULL OR m.date <= params.as_of)
+),
+ck AS (
+    SELECT r.person_id, r.date,
+           r.value * f.factor AS value_u_per_l,
+           COALESCE(r.range_high * f.factor, b.upper_limit,
+                    CASE WHEN p.birth_date IS NULL THEN top.upper_limit END) AS uln,
+           CASE WHEN r.range_high IS NULL AND b.upper_limit IS NULL THEN 1 ELSE 0 END
+               AS bound_only
+    FROM results AS r
+    CROSS JOIN params
+    JOIN imnm_unit_factors AS f ON f.unit = r.unit
+    JOIN people AS p ON p.person_id = r.person_id
+    LEFT JOIN imnm_ck_bands AS b
+        ON b.sex = CASE WHEN p.sex IN ('male', 'female') THEN p.sex ELSE 'male' END
+       AND DATE_DIFF('day', p.birth_date, COALESCE(r.date, params.as_of)) / 365.25
+           >= b.min_age_years
+       AND DATE_DIFF('day', p.birth_date, COALESCE(r.date, params.as_of)) / 365.25
+           < b.max_age_years
+    CROSS JOIN (SELECT MAX(upper_limit) AS upper_limit FROM imnm_ck_bands) AS top
+    WHERE r.set_name = 'ck' AND r.value IS NOT NULL AND r.value >= 0
+),
+ck_peak AS (
+    SELECT ck.person_id,
+           MAX(ck.value_u_per_l / ck.uln) AS peak_multiple,
+           MAX(ck.value_u_per_l) AS peak_u_per_l,
+           MAX(CASE WHEN ck.value_u_per_l / ck.uln > params.min_ck_multiple THEN 1 ELSE 0 END)
+               AS ck_high
+    FROM ck CROSS JOIN params
+    GROUP BY ck.person_id
+),
+antibodies AS (
+    SELECT person_id,
+           MAX(CASE WHEN concept = 'HMGCR' AND result = 'positive' THEN 2
+                    WHEN concept = 'HMGCR' AND result = 'negative' THEN 1 ELSE 0 END) AS hmgcr,
+           MAX(CASE WHEN concept = 'SRP' AND result = 'positive' THEN 2
+                    WHEN concept = 'SRP' AND result = 'negative' THEN 1 ELSE 0 END) AS srp
+    FROM results
+    WHERE set_name = 'antibody_test' AND result IS NOT NULL
+    GROUP BY person_id
+),
+genetics AS (
+    SELECT person_id, MAX(CASE WHEN result = 'positive' THEN 1 ELSE 0 END) AS confirmed
+    FROM results
+    WHERE set_name = 'genetic_test'
+    GROUP BY person_id
+),
+drugs AS (
+    SELECT d.person_id, k.concept, d.start_date,
+           COALESCE(d.end_date, d.start_date) AS end_date
+    FROM imnm_drug AS d
+    JOIN imnm_codes AS k ON k.system = d.system AND k.code = d.code
+    CROSS JOIN params
+    WHERE k.set_name = 'drug' AND d.start_date IS NOT NULL AND d.start_date <= params.as_of
+),
+steroid_alone AS (
+    SELECT d.person_id,
+           DATE_DIFF('day', MIN(d.start_date),
+                     LEAST(MAX(d.end_date), MAX(params.as_of))) AS days
+    FROM drugs AS d CROSS JOIN params
+    WHERE d.concept IN (SELECT concept FROM imnm_corticosteroids)
+      AND d.person_id NOT IN (
+          SELECT person_id FROM drugs
+          WHERE concept IN (SELECT concept FROM imnm_immunosuppressants))
+    GROUP BY d.person_id
+),
+facts AS (
+    SELECT p.person_id, p.sex,
+           COALESCE(l.has_dystrophy, 0) AS has_dystrophy,
+           COALESCE(l.has_warning_label, 0) AS has_warning_label,
+           l.label_codes,
+           c.peak_u_per_l, c.peak_multiple, COALESCE(c.ck_high, 0) AS ck_high,
+           COALESCE(a.hmgcr, 0) AS hmgcr, COALESCE(a.srp, 0) AS srp,
+           COALESCE(g.confirmed, 0) AS genetic_confirmed,
+           s.days AS steroid_alone_days
+    FROM people AS p
+    LEFT JOIN label_flags AS l ON l.person_id = p.person_id
+    LEFT JOIN ck_peak AS c ON c.person_id = p.person_id
+    LEFT JOIN antibodies AS a ON a.person_id = p.person_id
+    LEFT JOIN genetics AS g ON g.person_id = p.person_id
+    LEFT JOIN steroid_alone AS s ON s.person_id = p.person_id
+),
+tiers AS (
+    SELECT f.*, 'test_for_antibodies' AS tier,
+           'suspicion.dystrophy_label_unconfirmed [wang_liang_2023]' AS reasons
+    FROM facts AS f
+    WHERE f.has_warning_label = 1 AND f.genetic_confirmed = 0 AND f.ck_high = 1
+      AND (f.hmgcr = 0 OR f.srp = 0) AND f.hmgcr < 2 AND f.srp < 2
+    UNION ALL
+    SELECT f.*, 'review_dystrophy_label' AS tier,
+           'suspicion.antibody_positive_with_dystrophy_label [wang_liang_2023]' AS reasons
+    FROM facts AS f
+    WHERE f.has_dystrophy = 1 AND (f.hmgcr = 2 OR f.srp = 2)
+    UNION ALL
+    SELECT f.*, 'review_treatment' AS tier,
+           'treatment.corticosteroid_alone [wang_liang_2023]; review by 12 weeks [share_2017]'
+               AS reasons
+    FROM facts AS f CROSS JOIN params
+    WHERE (f.hmgcr = 2 OR f.srp = 2) AND f.steroid_alone_days >= params.review_days
+    UNION ALL
+    SELECT f.*, 'not_assessable' AS tier,
+           'missing input: measurement (CK, antibody and genetic results)' AS reasons
+    FROM facts AS f CROSS JOIN imnm_inputs AS i
+    WHERE i.measurement_missing = 1 AND f.has_warning_label = 1
+    UNION ALL
+    SELECT f.*, 'not_assessable' AS tier, 'missing input: condition (diagnosis labels)' AS reasons
+    FROM facts AS f CROSS JOIN imnm_inputs AS i
+    WHERE i.condition_missing = 1 AND f.ck_high = 1
+    UNION ALL
+    SELECT f.*, 'not_assessable' AS tier, 'missing input: drug exposure (treatments)' AS reasons
+    FROM facts AS f CROSS JOIN imnm_inputs AS i
+    WHERE i.drug_missing = 1 AND (f.hmgcr = 2 OR f.srp = 2)
+)
+SELECT
+    person_id, tier, reasons, sex, label_codes,
+    ROUND(peak_u_per_l, 1) AS peak_ck_u_per_l,
+    ROUND(peak_multiple, 2) AS peak_ck_multiple_of_uln,
+    CASE hmgcr WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_hmgcr,
+    CASE srp WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_srp,
+    steroid_alone_days AS days_on_corticosteroid_alone
+FROM tiers
+ORDER BY tier, person_id

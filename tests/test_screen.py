@@ -1,0 +1,219 @@
+"""The population screen: snapshots of its SQL, planted cases against ground truth, the
+per-child rules child by child, DuckDB against Spark, OMOP against FHIR, missing inputs, and
+external data the project did not generate."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imnm.knowledge import load_knowledge
+from imnm.screen import per_child, synth
+from imnm.screen.definition import Parameters, render
+from imnm.screen.engines import DuckDBEngine, InputUnusable, SparkEngine
+from imnm.screen.run import ScreenResult, run_screen, write_worklist
+from tests.conftest import FIXTURES
+
+KB = load_knowledge()
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+EXTERNAL = FIXTURES / "external"
+N, SEED = 3000, 20251123
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("synth")
+    paths = {"duckdb": root / "omop.duckdb", "parquet": root / "omop", "fhir": root / "fhir"}
+    synth.write_omop(synth.population(N, SEED), paths["duckdb"])
+    synth.write_omop(synth.population(N, SEED), paths["parquet"])
+    synth.write_fhir(synth.population(N, SEED), paths["fhir"], gzip_files=True)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkEngine]:
+    engine = SparkEngine(master="local[2]")
+    yield engine
+    engine.spark.stop()
+
+
+def truth(path: Path) -> set[tuple[str, str]]:
+    with (path / "truth.csv").open(encoding="utf-8") as handle:
+        return {(row["person_id"], tier) for row in csv.DictReader(handle)
+                for tier in row["expected_tiers"].split(";") if tier}
+
+
+def pairs(result: ScreenResult) -> set[tuple[str, str]]:
+    return {(r.person_id, r.tier) for r in result.rows}
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+@pytest.mark.parametrize("source", ["omop", "fhir"])
+def test_generated_sql_matches_snapshot(engine: str, source: str, request: pytest.FixtureRequest
+                                       ) -> None:
+    params = Parameters.from_knowledge(KB, synth.AS_OF)
+    script = render(KB, params, engine, source).script()  # type: ignore[arg-type]
+    snapshot = SNAPSHOTS / f"screen.{source}.{engine}.sql"
+    if request.config.getoption("--update-snapshots"):
+        SNAPSHOTS.mkdir(exist_ok=True)
+        snapshot.write_text(script, encoding="utf-8")
+    assert script == snapshot.read_text(encoding="utf-8")
+
+
+def test_every_planted_case_found_and_confirmed_dystrophies_left_alone(
+        population: dict[str, Path]) -> None:
+    result = run_screen("fhir", str(population["fhir"]), as_of=synth.AS_OF)
+    expected = truth(population["fhir"])
+    assert pairs(result) == expected
+    assert len(expected) >= 10
+    categories = {}
+    with (population["fhir"] / "truth.csv").open(encoding="utf-8") as handle:
+        categories = {row["person_id"]: row["category"] for row in csv.DictReader(handle)}
+    listed = {r.person_id for r in result.rows}
+    for pid, category in categories.items():
+        if category in ("dmd_confirmed", "lgmd_confirmed", "jdm", "dystrophy_label_normal_ck",
+                        "imnm_treated", "imnm_corticosteroid_recent", "background"):
+            assert pid not in listed, (pid, category)
+    assert result.population == N
+
+
+def test_screen_agrees_with_the_per_child_rules_child_by_child(
+        population: dict[str, Path]) -> None:
+    engine = DuckDBEngine()
+    try:
+        result = run_screen("omop", str(population["duckdb"]), engine=engine,
+                            as_of=synth.AS_OF)
+        params = Parameters.from_knowledge(KB, synth.AS_OF)
+        by_rules = set()
+        seen = 0
+        for patient in per_child.patients(engine, KB, synth.AS_OF, params.max_age_years):
+            seen += 1
+            by_rules |= {(patient.id, tier) for tier in per_child.tiers(patient, KB, params)}
+    finally:
+        engine.close()
+    assert seen == N
+    assert pairs(result) == by_rules
+
+
+def test_omop_and_fhir_routes_give_the_same_worklist(population: dict[str, Path]) -> None:
+    omop = run_screen("omop", str(population["duckdb"]), as_of=synth.AS_OF)
+    fhir = run_screen("fhir", str(population["fhir"]), as_of=synth.AS_OF)
+    assert omop.rows == fhir.rows
+
+
+@pytest.mark.parametrize("source", ["omop", "fhir"])
+def test_duckdb_and_spark_worklists_are_identical(population: dict[str, Path],
+                                                  spark: SparkEngine, source: str) -> None:
+    location = str(population["parquet" if source == "omop" else "fhir"])
+    on_duckdb = run_screen(source, location, as_of=synth.AS_OF)  # type: ignore[arg-type]
+    on_spark = run_screen(source, location, engine=spark,  # type: ignore[arg-type]
+                          as_of=synth.AS_OF)
+    assert on_spark.rows == on_duckdb.rows
+    assert on_spark.population == on_duckdb.population == N
+
+
+def test_missing_tables_make_children_not_assessable(population: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    folder = tmp_path / "omop"
+    folder.mkdir()
+    for table in ("person", "concept", "condition_occurrence", "drug_exposure"):
+        (folder / f"{table}.parquet").write_bytes(
+            (population["parquet"] / f"{table}.parquet").read_bytes())
+    result = run_screen("omop", str(folder), as_of=synth.AS_OF)
+    assert result.missing == ["measurement"]
+    assert {r.tier for r in result.rows} == {"not_assessable"}
+    labelled = {pid for pid, _ in truth(population["fhir"])
+                if _category(population, pid) in ("imnm_mislabelled_untested",
+                                                   "myopathy_label_untested")}
+    assert labelled <= {r.person_id for r in result.rows}
+    assert all(r.reasons.startswith("missing input: measurement") for r in result.rows)
+
+
+def _category(population: dict[str, Path], pid: str) -> str:
+    with (population["fhir"] / "truth.csv").open(encoding="utf-8") as handle:
+        return next(r["category"] for r in csv.DictReader(handle) if r["person_id"] == pid)
+
+
+def test_missing_person_table_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "concept.csv").write_text("concept_id,concept_code,vocabulary_id,concept_name\n")
+    with pytest.raises(InputUnusable, match="table person is missing"):
+        run_screen("omop", str(tmp_path), as_of=synth.AS_OF)
+
+
+def test_threshold_parameter_comes_from_the_knowledge(population: dict[str, Path]) -> None:
+    strict = run_screen("omop", str(population["duckdb"]), as_of=synth.AS_OF,
+                        parameters={"suspicion_min_ck_multiple_of_uln": 1000})
+    assert not [r for r in strict.rows if r.tier == "test_for_antibodies"]
+
+
+def test_external_omop_sample_runs_and_flags_no_one() -> None:
+    # Synthea27Nj: 28 synthetic persons, no myopathy codes and no CK (read its SOURCE notes).
+    result = run_screen("omop", str(EXTERNAL / "synthea27nj-omop54"), as_of=dt.date(2023, 1, 1))
+    assert result.rows == [] and result.missing == []
+    with gzip.open(EXTERNAL / "synthea27nj-omop54" / "PERSON.csv.gz", "rt") as handle:
+        young = [r for r in csv.DictReader(handle) if int(r["year_of_birth"]) >= 1998]
+    assert result.population == len(young) > 0  # born 1998 or later: 25 or younger in 2023
+
+
+def test_external_bulk_fhir_partial_export_says_what_is_missing() -> None:
+    result = run_screen("fhir", str(EXTERNAL / "smart-bulk-ndjson-10"), as_of=dt.date(2021, 6, 1))
+    assert result.missing == ["Observation"]
+    assert result.rows == []
+    with gzip.open(EXTERNAL / "smart-bulk-ndjson-10" / "Patient.000.ndjson.gz", "rt") as handle:
+        births = [dt.date.fromisoformat(json.loads(line)["birthDate"]) for line in handle]
+    young = [b for b in births if (dt.date(2021, 6, 1) - b).days / 365.25 <= 25]
+    assert len(births) == 13 and result.population == len(young) > 0
+
+
+def test_worklist_files_and_aggregate_suppression(population: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    result = run_screen("omop", str(population["duckdb"]), as_of=synth.AS_OF)
+    csv_path = write_worklist(result, tmp_path / "w.csv")
+    with csv_path.open(encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == len(result.rows)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(write_worklist(result, tmp_path / "w.parquet"))
+    assert table.num_rows == len(result.rows)
+    cells = {(a["tier"], a["sex"]): a["children"] for a in result.aggregate()}
+    assert all(v == "0" or v == "<10" or int(v) >= 10 for v in cells.values())
+    assert "<10" in cells.values()
+    with pytest.raises(ValueError, match=r"expected \.csv or \.parquet"):
+        write_worklist(result, tmp_path / "w.txt")
+
+
+def test_screen_command_end_to_end(population: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "worklist.csv"
+    run = subprocess.run(
+        [sys.executable, "-m", "imnm.cli", "screen", "--omop", str(population["duckdb"]),
+         "--as-of", "2025-06-30", "--out", str(out), "--aggregate", str(tmp_path / "agg.csv")],
+        capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "per tier:" in run.stdout and out.exists()
+    bad = subprocess.run([sys.executable, "-m", "imnm.cli", "screen"], capture_output=True,
+                         text=True, check=False)
+    assert bad.returncode == 2 and "exactly one of --omop" in bad.stderr
+    spark_file = subprocess.run(
+        [sys.executable, "-m", "imnm.cli", "screen", "--omop", str(population["duckdb"]),
+         "--engine", "spark"], capture_output=True, text=True, check=False)
+    assert spark_file.returncode == 2 and "Spark cannot read a DuckDB file" in spark_file.stderr
+
+
+def test_synth_command(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "imnm.cli", "synth", "fhir", "--patients", "200",
+                          "--seed", "5", "--out", str(tmp_path / "f")],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    lines = (tmp_path / "f" / "Patient.000.ndjson").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 200 and json.loads(lines[0])["resourceType"] == "Patient"
+    again = tmp_path / "g"
+    synth.write_fhir(synth.population(200, 5), again)
+    assert (again / "Patient.000.ndjson").read_text(encoding="utf-8").splitlines() == lines
