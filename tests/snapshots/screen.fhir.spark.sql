@@ -308,27 +308,44 @@ WITH params AS (
   WHERE
     p.birth_date IS NULL
     OR DATEDIFF(DAY, p.birth_date, params.as_of) / 365.25 <= params.max_age_years
-), labels AS (
-  SELECT DISTINCT
+), active_conditions AS (
+  SELECT
     c.person_id,
-    k.set_name,
     c.system,
     c.code
   FROM imnm_condition AS c
-  JOIN imnm_codes AS k
-    ON k.system = c.system
-    AND (
-      c.code = k.code OR (
-        k.match_kind = 'prefix' AND c.code LIKE k.code || '%'
-      )
-    )
   CROSS JOIN params
   WHERE
-    c.active
-    AND k.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
-    AND (
+    c.active AND (
       c.start_date IS NULL OR c.start_date <= params.as_of
     )
+), label_codes AS (
+  SELECT
+    set_name,
+    system,
+    code,
+    match_kind
+  FROM imnm_codes
+  WHERE
+    set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
+), labels AS (
+  SELECT
+    c.person_id,
+    k.set_name,
+    c.code
+  FROM active_conditions AS c
+  JOIN label_codes AS k
+    ON k.system = c.system AND k.code = c.code
+  UNION
+  SELECT
+    c.person_id,
+    k.set_name,
+    c.code
+  FROM active_conditions AS c
+  JOIN label_codes AS k
+    ON k.system = c.system
+    AND k.match_kind = 'prefix'
+    AND SUBSTRING(c.code, 1, LENGTH(k.code)) = k.code
 ), label_flags AS (
   SELECT
     person_id,
@@ -468,6 +485,24 @@ WITH params AS (
     )
   GROUP BY
     d.person_id
+), candidates AS (
+  SELECT
+    person_id
+  FROM label_flags
+  UNION
+  SELECT
+    person_id
+  FROM antibodies
+  UNION
+  SELECT
+    person_id
+  FROM steroid_alone
+  UNION
+  SELECT
+    person_id
+  FROM ck_peak
+  WHERE
+    ck_high = 1
 ), facts AS (
   SELECT
     p.person_id,
@@ -482,7 +517,9 @@ WITH params AS (
     COALESCE(a.srp, 0) AS srp,
     COALESCE(g.confirmed, 0) AS genetic_confirmed,
     s.days AS steroid_alone_days
-  FROM people AS p
+  FROM candidates AS x
+  JOIN people AS p
+    ON p.person_id = x.person_id
   LEFT JOIN label_flags AS l
     ON l.person_id = p.person_id
   LEFT JOIN ck_peak AS c

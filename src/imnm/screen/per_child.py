@@ -32,14 +32,18 @@ def _group(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def patients(engine: Engine, knowledge: Knowledge, as_of: dt.date,
-             max_age_years: float) -> Iterator[Patient]:
-    """One Patient per staged child (the screen's staging views must exist)."""
+             max_age_years: float, sample: int | None = None) -> Iterator[Patient]:
+    """One Patient per staged child (the screen's staging views must exist); ``sample``
+    keeps the first children by person id (for timing the per-child route)."""
     codes = {(c.system.value, c.code): c for c in knowledge.codes if c.match == "exact"}
     factors = unit_factors()
-    conditions = _group(engine.rows("SELECT * FROM imnm_condition"))
-    measurements = _group(engine.rows("SELECT * FROM imnm_measurement"))
-    drugs = _group(engine.rows("SELECT * FROM imnm_drug"))
-    for person in engine.rows("SELECT * FROM imnm_person"):
+    where = "" if sample is None else (
+        " WHERE person_id IN (SELECT person_id FROM imnm_person ORDER BY person_id "
+        f"LIMIT {int(sample)})")
+    conditions = _group(engine.rows("SELECT * FROM imnm_condition" + where))
+    measurements = _group(engine.rows("SELECT * FROM imnm_measurement" + where))
+    drugs = _group(engine.rows("SELECT * FROM imnm_drug" + where))
+    for person in engine.rows("SELECT * FROM imnm_person" + where):
         pid = str(person["person_id"])
         birth = person["birth_date"]
         if birth is not None and (as_of - birth).days / 365.25 > max_age_years:

@@ -25,16 +25,25 @@ people AS (
     WHERE p.birth_date IS NULL
        OR DATE_DIFF('day', p.birth_date, params.as_of) / 365.25 <= params.max_age_years
 ),
+active_conditions AS (
+    SELECT c.person_id, c.system, c.code
+    FROM imnm_condition AS c CROSS JOIN params
+    WHERE c.active AND (c.start_date IS NULL OR c.start_date <= params.as_of)
+),
+label_codes AS (
+    SELECT set_name, system, code, match_kind FROM imnm_codes
+    WHERE set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
+),
 labels AS (
-    SELECT DISTINCT c.person_id, k.set_name, c.system, c.code
-    FROM imnm_condition AS c
-    JOIN imnm_codes AS k
-        ON k.system = c.system
-       AND (c.code = k.code OR (k.match_kind = 'prefix' AND c.code LIKE k.code || '%'))
-    CROSS JOIN params
-    WHERE c.active
-      AND k.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
-      AND (c.start_date IS NULL OR c.start_date <= params.as_of)
+    SELECT c.person_id, k.set_name, c.code
+    FROM active_conditions AS c
+    JOIN label_codes AS k ON k.system = c.system AND k.code = c.code
+    UNION
+    SELECT c.person_id, k.set_name, c.code
+    FROM active_conditions AS c
+    JOIN label_codes AS k
+        ON k.system = c.system AND k.match_kind = 'prefix'
+       AND SUBSTR(c.code, 1, LENGTH(k.code)) = k.code
 ),
 label_flags AS (
     SELECT person_id,
@@ -117,6 +126,15 @@ steroid_alone AS (
           WHERE concept IN (SELECT concept FROM imnm_immunosuppressants))
     GROUP BY d.person_id
 ),
+candidates AS (
+    SELECT person_id FROM label_flags
+    UNION
+    SELECT person_id FROM antibodies
+    UNION
+    SELECT person_id FROM steroid_alone
+    UNION
+    SELECT person_id FROM ck_peak WHERE ck_high = 1
+),
 facts AS (
     SELECT p.person_id, p.sex,
            COALESCE(l.has_dystrophy, 0) AS has_dystrophy,
@@ -126,7 +144,8 @@ facts AS (
            COALESCE(a.hmgcr, 0) AS hmgcr, COALESCE(a.srp, 0) AS srp,
            COALESCE(g.confirmed, 0) AS genetic_confirmed,
            s.days AS steroid_alone_days
-    FROM people AS p
+    FROM candidates AS x
+    JOIN people AS p ON p.person_id = x.person_id
     LEFT JOIN label_flags AS l ON l.person_id = p.person_id
     LEFT JOIN ck_peak AS c ON c.person_id = p.person_id
     LEFT JOIN antibodies AS a ON a.person_id = p.person_id

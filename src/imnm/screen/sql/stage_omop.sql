@@ -18,15 +18,22 @@ FROM person AS p
 WHERE p.year_of_birth IS NOT NULL;
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_condition AS
+WITH coded AS (
+    SELECT person_id, condition_concept_id AS concept_id, condition_start_date
+    FROM condition_occurrence
+    UNION
+    SELECT person_id, condition_source_concept_id AS concept_id, condition_start_date
+    FROM condition_occurrence
+    WHERE condition_source_concept_id IS NOT NULL
+)
 SELECT DISTINCT
     CAST(co.person_id AS VARCHAR) AS person_id,
     v.system AS system,
     c.concept_code AS code,
     CAST(co.condition_start_date AS DATE) AS start_date,
     TRUE AS active
-FROM condition_occurrence AS co
-JOIN concept AS c
-    ON c.concept_id = co.condition_concept_id OR c.concept_id = co.condition_source_concept_id
+FROM coded AS co
+JOIN concept AS c ON c.concept_id = co.concept_id
 JOIN imnm_vocabulary AS v ON v.vocabulary_id = c.vocabulary_id;
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_measurement AS

@@ -1,0 +1,179 @@
+"""Time the population screen. Run by hand, never by the test suite:
+
+    .venv/bin/python benchmarks/screen.py [--sizes 100000 1000000] [--spark-size 100000]
+
+For each size: synthetic OMOP population (DuckDB file), then in separate processes (so peak
+memory is each one's own): the screen on DuckDB; DuckDB's plain scan of the columns the screen
+reads (the floor); the per-child Python route on a sample of 10,000 children, extrapolated to
+the whole population (labelled so); and Spark local mode on --spark-size (from Parquet).
+Prints the figures and writes them to benchmarks/results/screen.txt and screen.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+AS_OF = "2025-06-30"
+SAMPLE = 10_000
+
+SCAN = """
+SELECT
+  (SELECT COUNT(*) FROM (SELECT person_id, gender_concept_id, year_of_birth, month_of_birth,
+     day_of_birth FROM db.person)),
+  (SELECT COUNT(*) FROM (SELECT person_id, condition_concept_id, condition_source_concept_id,
+     condition_start_date FROM db.condition_occurrence)),
+  (SELECT COUNT(*) FROM (SELECT person_id, measurement_concept_id, measurement_date,
+     value_as_number, value_as_concept_id, unit_concept_id, unit_source_value, range_high
+     FROM db.measurement)),
+  (SELECT COUNT(*) FROM (SELECT person_id, drug_concept_id, drug_exposure_start_date,
+     drug_exposure_end_date FROM db.drug_exposure)),
+  (SELECT MAX(hash(person_id, gender_concept_id, year_of_birth)) FROM db.person),
+  (SELECT MAX(hash(person_id, measurement_concept_id, value_as_number, range_high))
+     FROM db.measurement),
+  (SELECT MAX(hash(person_id, condition_source_concept_id, condition_start_date))
+     FROM db.condition_occurrence),
+  (SELECT MAX(hash(person_id, drug_concept_id, drug_exposure_start_date))
+     FROM db.drug_exposure)
+"""
+
+CHILD = {
+    "screen": """
+import datetime as dt, sys, time
+from imnm.knowledge import load_knowledge
+from imnm.screen.run import run_screen
+load_knowledge()
+start = time.perf_counter()
+r = run_screen("omop", sys.argv[1], as_of=dt.date.fromisoformat(sys.argv[2]))
+print(time.perf_counter() - start, len(r.rows), r.population)
+""",
+    "floor": """
+import duckdb, sys, time
+start = time.perf_counter()
+con = duckdb.connect()
+con.execute(f"ATTACH '{sys.argv[1]}' AS db (READ_ONLY)")
+con.execute(sys.argv[3]).fetchone()
+print(time.perf_counter() - start)
+""",
+    "per_child": """
+import datetime as dt, sys, time
+from imnm.knowledge import load_knowledge
+from imnm.screen import per_child
+from imnm.screen.definition import Parameters
+from imnm.screen.engines import DuckDBEngine
+from imnm.screen.run import run_screen
+kb = load_knowledge(); as_of = dt.date.fromisoformat(sys.argv[2])
+engine = DuckDBEngine()
+run_screen("omop", sys.argv[1], engine=engine, as_of=as_of)  # stages the views
+params = Parameters.from_knowledge(kb, as_of)
+start = time.perf_counter(); n = 0
+for p in per_child.patients(engine, kb, as_of, params.max_age_years, sample=int(sys.argv[3])):
+    per_child.tiers(p, kb, params); n += 1
+print(n, time.perf_counter() - start)
+""",
+    "spark": """
+import datetime as dt, sys
+from imnm.screen.run import run_screen
+r = run_screen("omop", sys.argv[1], engine_name="spark", as_of=dt.date.fromisoformat(sys.argv[2]))
+print(len(r.rows), r.population)
+""",
+}
+
+
+PEAK = """
+import re
+with open("/proc/self/status") as _status:
+    print(re.search(r"VmHWM:\\s+(\\d+) kB", _status.read()).group(1))
+"""
+
+
+def measure(kind: str, *args: str) -> tuple[float, float, str]:
+    """Wall seconds, peak resident memory (VmHWM of the child itself, MiB) and the child's
+    output. (ru_maxrss is not used: Linux carries it across fork and exec, so a child would
+    report the parent's peak.)"""
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, "-c", CHILD[kind] + PEAK, *args],
+                         capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if run.returncode != 0:
+        raise RuntimeError(f"{kind} failed: {run.stderr[-2000:]}")
+    *lines, peak_kb = run.stdout.strip().splitlines()
+    return wall, int(peak_kb) / 1024, "\n".join(lines).strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--spark-size", type=int, default=100_000)
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    from imnm.screen import synth
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="imnm-bench-"))
+    lines = [f"machine: {platform.platform()}, {os.cpu_count()} cores, "
+             f"python {platform.python_version()}"]
+    figures: dict[str, dict[str, float]] = {}
+    for n in args.sizes:
+        db = work / f"omop-{n}.duckdb"
+        t0 = time.perf_counter()
+        synth.write_omop(synth.population(n, 42), db)
+        gen = time.perf_counter() - t0
+        screen_wall, screen_mb, screen_out = measure("screen", str(db), AS_OF)
+        screen_s, rows, population = screen_out.split()
+        screen_s = float(screen_s)
+        screen_out = f"{rows} rows, {population} children"
+        floor_wall, floor_mb, floor_out = measure("floor", str(db), AS_OF, SCAN)
+        floor_s = float(floor_out)
+        sample = min(SAMPLE, n)
+        pc_wall, pc_mb, pc_out = measure("per_child", str(db), AS_OF, str(sample))
+        pc_n, pc_seconds = pc_out.split()
+        per_child_s = float(pc_seconds) / int(pc_n) * n
+        fig = {"children": n, "generate_s": gen, "screen_s": screen_s, "screen_peak_mib":
+               screen_mb, "screen_process_s": screen_wall, "floor_s": floor_s,
+               "floor_peak_mib": floor_mb, "floor_process_s": floor_wall,
+               "screen_over_floor": screen_s / floor_s,
+               "screen_us_per_child": screen_s / n * 1e6,
+               "per_child_extrapolated_s": per_child_s,
+               "per_child_sample": int(pc_n)}
+        lines += [
+            f"\n{n:,} children (generated in {gen:.1f} s; {screen_out})",
+            f"  screen on DuckDB      {screen_s:8.2f} s   peak {screen_mb:7.0f} MiB   "
+            f"{fig['screen_us_per_child']:.1f} µs per child (whole process {screen_wall:.2f} s,"
+            " with imports)",
+            f"  floor: DuckDB scan    {floor_s:8.2f} s   peak {floor_mb:7.0f} MiB   "
+            f"(columns the screen reads; process {floor_wall:.2f} s)",
+            f"  screen / floor        {fig['screen_over_floor']:8.2f} x",
+            f"  per-child Python      {per_child_s:8.1f} s   EXTRAPOLATED from {pc_n} children "
+            f"({float(pc_seconds):.2f} s)",
+            f"  per-child / screen    {per_child_s / screen_s:8.1f} x"]
+        if n == args.spark_size:
+            parquet = work / f"omop-{n}-parquet"
+            synth.write_omop(synth.population(n, 42), parquet)
+            spark_s, spark_mb, spark_out = measure("spark", str(parquet), AS_OF)
+            fig |= {"spark_local_s": spark_s, "spark_driver_peak_mib": spark_mb}
+            lines.append(f"  Spark local[2]        {spark_s:8.2f} s   driver peak {spark_mb:5.0f}"
+                         f" MiB (JVM not counted; includes start-up) -> {spark_out}")
+        figures[str(n)] = fig
+    if len(args.sizes) > 1:
+        small, large = (figures[str(s)] for s in (min(args.sizes), max(args.sizes)))
+        lines.append(f"\ncost per child, largest / smallest size: "
+                     f"{large['screen_us_per_child'] / small['screen_us_per_child']:.2f}")
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    results = ROOT / "benchmarks" / "results"
+    results.mkdir(exist_ok=True)
+    (results / "screen.txt").write_text(text, encoding="utf-8")
+    (results / "screen.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
