@@ -134,7 +134,7 @@ def main() -> None:
         floor_wall, floor_mb, floor_out = measure("floor", str(db), AS_OF, SCAN)
         floor_s = float(floor_out)
         sample = min(SAMPLE, n)
-        pc_wall, pc_mb, pc_out = measure("per_child", str(db), AS_OF, str(sample))
+        _pc_wall, pc_mb, pc_out = measure("per_child", str(db), AS_OF, str(sample))
         pc_n, pc_seconds = pc_out.split()
         per_child_s = float(pc_seconds) / int(pc_n) * n
         fig = {"children": n, "generate_s": gen, "screen_s": screen_s, "screen_peak_mib":
@@ -153,7 +153,7 @@ def main() -> None:
             f"(columns the screen reads; process {floor_wall:.2f} s)",
             f"  screen / floor        {fig['screen_over_floor']:8.2f} x",
             f"  per-child Python      {per_child_s:8.1f} s   EXTRAPOLATED from {pc_n} children "
-            f"({float(pc_seconds):.2f} s)",
+            f"({float(pc_seconds):.2f} s; process peak {pc_mb:.0f} MiB)",
             f"  per-child / screen    {per_child_s / screen_s:8.1f} x"]
         if n == args.spark_size:
             parquet = work / f"omop-{n}-parquet"
