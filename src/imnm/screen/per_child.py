@@ -37,11 +37,10 @@ def patients(engine: Engine, knowledge: Knowledge, as_of: dt.date,
     keeps the first children by person id (for timing the per-child route)."""
     codes = {(c.system.value, c.code): c for c in knowledge.codes if c.match == "exact"}
     factors = unit_factors()
-    limit = "" if sample is None else f" LIMIT {int(sample)}"
-    where = "" if sample is None else (
-        " WHERE person_id IN (SELECT person_id FROM imnm_person ORDER BY person_id"
-        + limit + ")")
     # ``where`` holds only an int() value: nothing user-supplied reaches the SQL.
+    where = "" if sample is None else (
+        " WHERE person_id IN (SELECT person_id FROM imnm_person ORDER BY person_id"  # noqa: S608
+        f" LIMIT {int(sample)})")
     conditions = _group(engine.rows("SELECT * FROM imnm_condition" + where))  # noqa: S608
     measurements = _group(engine.rows("SELECT * FROM imnm_measurement" + where))  # noqa: S608
     drugs = _group(engine.rows("SELECT * FROM imnm_drug" + where))  # noqa: S608
