@@ -51,7 +51,7 @@ def assess(
     """Assess each child: suspicion, ENMC and EULAR/ACR classification, differential,
     work-up and red flags, each with its facts and source."""
     from imnm.assessment import assess as run
-    from imnm.patient import load_patient
+    from imnm.fhir import load_any
     from imnm.report import render_markdown, render_text
 
     results = []
@@ -65,10 +65,15 @@ def assess(
             failed = True
             continue
         try:
-            results.append(run(load_patient(text)))
+            patient, imported = load_any(text)
+            results.append(run(patient))
         except InputError as exc:
             _report(str(path), exc.problems)
             failed = True
+            continue
+        if imported is not None:
+            for line in imported.unrecognised_codes + imported.ignored:
+                typer.echo(f"{path}: note: {line}", err=True)
     if fmt is Format.json:
         payload = [r.to_dict() for r in results]
         typer.echo(json.dumps(payload[0] if len(files) == 1 and payload else payload,
@@ -472,6 +477,43 @@ def screen(
         out_console.print(f"note: {note}")
     if out is not None:
         out_console.print(f"worklist: {out}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
+    issuer: Annotated[list[str] | None, typer.Option(
+        "--issuer", help="Allowed token issuer as ISS=JWKS (a JWKS URL or file); repeatable.")
+    ] = None,
+    insecure_development: Annotated[bool, typer.Option(
+        "--insecure-development", help="Run WITHOUT authentication (local development only).")
+    ] = False,
+) -> None:
+    """Serve the REST API (/assess, /knowledge, /docs) and the CDS Hooks service."""
+    import uvicorn
+
+    from imnm.service.app import create_app
+    from imnm.service.security import TokenVerifier
+
+    issuers = {}
+    for item in issuer or []:
+        name, sep, jwks = item.partition("=")
+        if not sep or not name or not jwks:
+            typer.echo(f"imnm serve: --issuer: got {item!r}; expected ISS=JWKS", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        issuers[name] = jwks
+    if not issuers and not insecure_development:
+        typer.echo("imnm serve: give at least one --issuer ISS=JWKS, or --insecure-development "
+                   "to run without authentication", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if insecure_development:
+        typer.echo("WARNING: imnm serve in development mode: NO AUTHENTICATION. "
+                   "Do not expose this port.", err=True)
+    app_ = create_app(TokenVerifier(issuers) if issuers else None,
+                      development=insecure_development)
+    typer.echo(f"imnm service on http://{host}:{port} (API docs at /docs)", err=True)
+    uvicorn.run(app_, host=host, port=port, log_level="info")
 
 
 @app.command()

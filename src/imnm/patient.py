@@ -787,7 +787,7 @@ class Patient(Model):
             field = "birth_date" if self.birth_date else "age_years"
             shown = self.birth_date.isoformat() if self.birth_date else self.age_years
             raise _bad(field, shown, f"an age of at most {MAX_AGE_YEARS:g} years at as_of "
-                       f"(imnm is for childhood-onset disease; this gives {age:.1f})")
+                       "(imnm is for childhood-onset disease)")
         for name, value in self._dated_facts():
             if value > today:
                 raise _bad(name, value.isoformat(),

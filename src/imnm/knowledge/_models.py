@@ -161,7 +161,7 @@ class CodeEntry(Cited):
     """A code that belongs to a code set."""
 
     set: Literal["dystrophy", "myositis", "unexplained_myopathy", "drug_induced_myopathy",
-                 "ck", "enzyme", "antibody_test", "genetic_test", "drug"]
+                 "ck", "enzyme", "antibody_test", "genetic_test", "vital", "drug"]
     system: CodeSystem
     code: str
     match: Literal["exact", "prefix"] = "exact"

@@ -1,0 +1,229 @@
+"""The imnm web service: REST assessment, knowledge, and a CDS Hooks 2.0 patient-view service.
+
+Create it with :func:`create_app`. Authentication follows CDS Hooks: a JWT bearer token from an
+allow-listed issuer on every call (discovery included) unless the app was created explicitly
+in development mode, which it then says at start-up. Nothing here logs tokens or patient data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import ValidationError
+
+from imnm import __version__
+from imnm.assessment import assess
+from imnm.errors import InputError
+from imnm.fhir import from_bundle, is_bundle
+from imnm.knowledge import load_knowledge
+from imnm.patient import load_patient
+from imnm.report import render_markdown
+from imnm.service.cards import cards_for
+from imnm.service.cdshooks import (
+    CardsResponse,
+    Discovery,
+    Feedback,
+    HookRequest,
+    PatientViewContext,
+    Service,
+)
+from imnm.service.security import TokenVerifier, Unauthorized
+
+LOG = logging.getLogger("imnm.service")
+SERVICE_ID = "imnm-patient-view"
+PREFETCH = {
+    "patient": "Patient/{{context.patientId}}",
+    "conditions": "Condition?patient={{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}",
+    "medications": "MedicationRequest?patient={{context.patientId}}",
+}
+REPORT_TTL_SECONDS = 3600
+REPORT_CAPACITY = 1000
+
+FhirFetcher = Callable[[str, str, str | None], Any]
+
+
+def _fetch_fhir(base: str, query: str, token: str | None) -> Any:  # pragma: no cover - network
+    import httpx
+
+    headers = {"Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    response = httpx.get(f"{base.rstrip('/')}/{query}", headers=headers, timeout=10.0)
+    response.raise_for_status()
+    return response.json()
+
+
+@dataclass
+class Reports:
+    """Recent full reports, by an unguessable id, for the cards' links (bounded, expiring)."""
+
+    _items: OrderedDict[str, tuple[float, str]] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def put(self, text: str) -> str:
+        key = str(uuid.uuid4())
+        with self._lock:
+            self._items[key] = (time.time() + REPORT_TTL_SECONDS, text)
+            while len(self._items) > REPORT_CAPACITY:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            item = self._items.get(key)
+        if item is None or item[0] < time.time():
+            return None
+        return item[1]
+
+
+def _problems(exc: InputError) -> list[dict[str, str]]:
+    # The service never echoes submitted values: field and expectation only.
+    return [{"field": p.field, "expected": p.expected} for p in exc.problems]
+
+
+def create_app(verifier: TokenVerifier | None = None, *, development: bool = False,
+               fetch_fhir: FhirFetcher = _fetch_fhir) -> FastAPI:
+    """The service. Without ``verifier`` it refuses to start unless ``development`` is set."""
+    if verifier is None and not development:
+        raise ValueError("create_app: give a TokenVerifier, or development=True to run "
+                         "without authentication")
+    knowledge = load_knowledge()
+    reports = Reports()
+    feedback_counts: dict[str, int] = {"accepted": 0, "overridden": 0}
+    app = FastAPI(title="imnm", version=__version__,
+                  description="Explained assessment of pediatric immune-mediated necrotizing "
+                              "myopathy, and a CDS Hooks 2.0 patient-view service.")
+    if development:
+        LOG.warning("imnm service in DEVELOPMENT MODE: no authentication. Never expose it.")
+
+    def authenticate(request: Request) -> None:
+        if verifier is None:
+            return
+        audience = str(request.url).split("?", 1)[0]
+        try:
+            verifier.verify(request.headers.get("authorization"), audience)
+        except Unauthorized as exc:
+            LOG.info("refused a request to %s: %s", request.url.path, exc.reason)
+            raise
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_request: Request, _exc: Unauthorized) -> Response:
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(InputError)
+    async def _bad_input(_request: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"problems": _problems(exc)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"problems": [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "expected": e.get("msg", "")}
+            for e in exc.errors()]})
+
+    @app.post("/assess", summary="Assess one child (patient JSON or FHIR R4 Bundle)")
+    def post_assess(request: Request,
+                    body: Annotated[dict[str, Any], Body(description="A patient file or a "
+                                                         "FHIR R4 Bundle.")]) -> JSONResponse:
+        authenticate(request)
+        report = None
+        if is_bundle(body):
+            patient, report = from_bundle(body)
+        else:
+            patient = load_patient(body)
+        result = assess(patient).to_dict()
+        if report is not None:
+            result["import_report"] = {"ignored": report.ignored,
+                                       "unrecognised_codes": report.unrecognised_codes}
+        return JSONResponse(result)
+
+    @app.get("/knowledge", summary="The sources imnm rests on")
+    def get_knowledge() -> list[dict[str, Any]]:
+        return [{"id": s.id, "citation": s.citation, "doi": s.doi, "url": s.url,
+                 "kind": s.kind} for s in knowledge.sources.values()]
+
+    @app.get("/cds-services", response_model=Discovery, response_model_exclude_none=True,
+             summary="CDS Hooks discovery")
+    def discovery(request: Request) -> Discovery:
+        authenticate(request)
+        return Discovery(services=[Service(
+            hook="patient-view", id=SERVICE_ID, title="imnm: pediatric IMNM",
+            description="Flags children with an unconfirmed muscular-dystrophy label and a "
+                        "raised CK for anti-HMGCR and anti-SRP testing, and reviews IMNM "
+                        "classification and red flags.", prefetch=PREFETCH)])
+
+    @app.post(f"/cds-services/{SERVICE_ID}", response_model=CardsResponse,
+              response_model_exclude_none=True, summary="CDS Hooks patient-view service",
+              responses={412: {"description": "No prefetch and no FHIR server to call"}})
+    def patient_view(request: Request, call: HookRequest) -> Any:
+        authenticate(request)
+        if call.hook != "patient-view":
+            raise InputError([_problem("hook", "patient-view")])
+        try:
+            context = PatientViewContext.model_validate(call.context)
+        except ValidationError:
+            raise InputError([_problem("context", "userId and patientId")]) from None
+        prefetch = dict(call.prefetch or {})
+        token = call.fhirAuthorization.access_token if call.fhirAuthorization else None
+        missing = [k for k in PREFETCH if k not in prefetch]
+        if missing and call.fhirServer:
+            for key in missing:
+                query = PREFETCH[key].replace("{{context.patientId}}", context.patientId)
+                try:
+                    prefetch[key] = fetch_fhir(call.fhirServer, query, token)
+                except Exception:
+                    LOG.info("FHIR server did not answer the %s query", key)
+            missing = [k for k in PREFETCH if k not in prefetch]
+        if "patient" in missing or not prefetch.get("patient"):
+            return JSONResponse(status_code=412, content={
+                "problems": [{"field": "prefetch.patient", "expected": "prefetch or a FHIR "
+                              "server imnm may call"}]})
+        bundle = {"resourceType": "Bundle", "type": "collection",
+                  "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "entry": [{"resource": v} for k, v in prefetch.items()
+                            if k in PREFETCH and isinstance(v, Mapping)]}
+        patient, _report = from_bundle(bundle)
+        # As in the population screen: weakness is rarely coded in an EHR, so the hook does
+        # not require it (parameter suspicion_require_proximal_weakness).
+        result = assess(patient, parameters={"suspicion_require_proximal_weakness": False})
+        key = reports.put(render_markdown(result))
+        base = str(request.base_url).rstrip("/")
+        return CardsResponse(cards=cards_for(
+            result, knowledge, patient_ref=f"Patient/{context.patientId}",
+            report_url=f"{base}/reports/{key}", missing_inputs=missing))
+
+    @app.post(f"/cds-services/{SERVICE_ID}/feedback", summary="CDS Hooks feedback")
+    def feedback(request: Request, body: Feedback) -> dict[str, Any]:
+        authenticate(request)
+        for item in body.feedback:
+            feedback_counts[item.outcome] += 1
+        return {}
+
+    @app.get("/reports/{key}", response_class=PlainTextResponse,
+             summary="A full assessment linked from a card (Markdown, expires after an hour)",
+             responses={404: {"description": "Unknown or expired report"}})
+    def get_report(key: str) -> PlainTextResponse:
+        text = reports.get(key)
+        if text is None:
+            return PlainTextResponse("not found", status_code=404)
+        return PlainTextResponse(text, media_type="text/markdown")
+
+    app.state.feedback_counts = feedback_counts
+    return app
+
+
+def _problem(field_name: str, expected: str) -> Any:
+    from imnm.errors import Problem
+
+    return Problem(field_name, "", expected)

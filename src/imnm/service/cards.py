@@ -1,0 +1,97 @@
+"""From an assessment to CDS Hooks cards."""
+
+from __future__ import annotations
+
+import uuid
+
+from imnm.assessment import Assessment
+from imnm.findings import Finding
+from imnm.knowledge import Knowledge
+from imnm.service.cdshooks import Action, Card, Link, Source, Suggestion
+
+IMNM_CLASSES = {"anti_hmgcr_imnm": "anti-HMGCR myopathy", "anti_srp_imnm": "anti-SRP myopathy",
+                "seronegative_imnm": "antibody-negative IMNM"}
+
+
+def _source(knowledge: Knowledge, source_id: str) -> Source:
+    source = knowledge.sources[source_id]
+    url = f"https://doi.org/{source.doi}" if source.doi else source.url
+    return Source(label=source.citation[:200], url=url)
+
+
+def _detail(findings: list[Finding], missing_inputs: list[str]) -> str:
+    lines: list[str] = []
+    for finding in findings:
+        lines.append(f"**{finding.conclusion}**")
+        lines.append("")
+        lines += [f"- {fact.field.replace('_', ' ')}: {fact.value}" for fact in finding.facts]
+        if finding.missing:
+            lines.append(f"- missing: {'; '.join(finding.missing)}")
+        status = "" if finding.status.value == "confirmed" else f", {finding.status.value}"
+        lines.append(f"- rule `{finding.rule_id}` (source `{finding.source}`{status})")
+        lines.append("")
+    if missing_inputs:
+        lines.append(f"_Not provided by the EHR: {', '.join(missing_inputs)}._")
+    return "\n".join(lines).strip()
+
+
+def _service_request(patient_ref: str, loinc: str, display: str) -> Action:
+    return Action(type="create", description=f"Order {display}", resource={
+        "resourceType": "ServiceRequest", "status": "draft", "intent": "proposal",
+        "subject": {"reference": patient_ref},
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc, "display": display}],
+                 "text": display}})
+
+
+def cards_for(assessment: Assessment, knowledge: Knowledge, *, patient_ref: str,
+              report_url: str | None, missing_inputs: list[str]) -> list[Card]:
+    """The cards for one patient-view call (none when nothing needs saying)."""
+    by_rule = {f.rule_id: f for f in assessment.findings}
+    links = [Link(label="Full imnm assessment", url=report_url, type="absolute")] \
+        if report_url else None
+    cards: list[Card] = []
+    test = by_rule.get("suspicion.dystrophy_label_unconfirmed")
+    if assessment.suspicion.test_for_imnm_antibodies and test is not None:
+        hmgcr = knowledge.codes_in("antibody_test", "HMGCR")[0].code
+        srp = knowledge.codes_in("antibody_test", "SRP")[0].code
+        cards.append(Card(
+            uuid=str(uuid.uuid4()),
+            summary="Test for anti-HMGCR and anti-SRP: this dystrophy label is unconfirmed "
+                    "and CK is raised (possible IMNM)",
+            indicator="warning", source=_source(knowledge, test.source),
+            detail=_detail([test], missing_inputs),
+            suggestions=[Suggestion(
+                label="Order anti-HMGCR and anti-SRP antibodies", uuid=str(uuid.uuid4()),
+                isRecommended=True, actions=[
+                    _service_request(patient_ref, hmgcr, "HMG-CoA reductase antibody"),
+                    _service_request(patient_ref, srp, "Signal recognition particle antibody")])],
+            selectionBehavior="any", links=links))
+    review = by_rule.get("suspicion.antibody_positive_with_dystrophy_label")
+    if assessment.suspicion.review_dystrophy_label and review is not None:
+        cards.append(Card(
+            uuid=str(uuid.uuid4()),
+            summary="Positive IMNM antibody in a child labelled as a muscular dystrophy: "
+                    "review the diagnosis",
+            indicator="critical", source=_source(knowledge, review.source),
+            detail=_detail([review], missing_inputs), links=links))
+    enmc = assessment.classification.enmc_2017
+    if enmc.cls in IMNM_CLASSES:
+        flags = [f for f in assessment.findings if f.kind.value == "red_flag"
+                 and not f.rule_id.startswith("suspicion.")]
+        conclusion = by_rule["classification.enmc_2017"]
+        cards.append(Card(
+            uuid=str(uuid.uuid4()),
+            summary=f"ENMC 2017: {IMNM_CLASSES[enmc.cls]}; see the treatment plan and "
+                    f"{len(flags)} red flag{'s' if len(flags) != 1 else ''}",
+            indicator="warning" if flags else "info",
+            source=_source(knowledge, enmc.source),
+            detail=_detail([conclusion, *flags], missing_inputs), links=links))
+    undetermined = by_rule.get("suspicion.undetermined")
+    if undetermined is not None:
+        cards.append(Card(
+            uuid=str(uuid.uuid4()),
+            summary="Possible IMNM behind a dystrophy label: record "
+                    + "; ".join(undetermined.missing)[:60] + " first",
+            indicator="info", source=_source(knowledge, undetermined.source),
+            detail=_detail([undetermined], missing_inputs), links=links))
+    return cards

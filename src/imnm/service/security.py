@@ -1,0 +1,138 @@
+"""CDS Hooks client authentication: a JWT bearer token from an allow-listed issuer.
+
+As the CDS Hooks 2.0 specification asks: the token's header names ``alg`` (RS384 or ES384 only;
+``none`` and HMAC are refused) and ``kid``; the key is looked up in the issuer's JWKS; ``aud``
+must be the exact URL called; ``exp``, ``iat`` and ``jti`` are required; a ``jti`` seen before
+is a replay and refused. Any failure is a bare 401: the reason goes to the server log as a
+category only, never with the token or patient data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from jwt import PyJWK
+
+LOG = logging.getLogger("imnm.service.security")
+ALLOWED_ALGORITHMS = ("RS384", "ES384")
+LEEWAY_SECONDS = 60  # clock skew tolerated between client and service (heuristic)
+MAX_TOKEN_AGE_SECONDS = 600  # iat older than this is refused (the spec suggests short-lived)
+
+
+class Unauthorized(Exception):
+    """The request is not authenticated. ``reason`` is a category for the log only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class ReplayCache:
+    """``jti`` values seen, kept until their token expires (bounded)."""
+
+    capacity: int = 100_000
+    _seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check_and_add(self, key: str, expires_at: float) -> bool:
+        """False if ``key`` was seen and has not expired; records it otherwise."""
+        now = time.time()
+        with self._lock:
+            while self._seen and next(iter(self._seen.values())) < now:
+                self._seen.popitem(last=False)
+            if key in self._seen:
+                return False
+            self._seen[key] = expires_at + LEEWAY_SECONDS
+            if len(self._seen) > self.capacity:
+                self._seen.popitem(last=False)
+            return True
+
+
+JwksFetcher = Callable[[str], Mapping[str, Any]]
+
+
+def _fetch_jwks(url: str) -> Mapping[str, Any]:  # pragma: no cover - network
+    import httpx
+
+    response = httpx.get(url, timeout=5.0)
+    response.raise_for_status()
+    data: Mapping[str, Any] = response.json()
+    return data
+
+
+@dataclass
+class TokenVerifier:
+    """Verifies CDS Hooks bearer tokens.
+
+    ``issuers`` maps each allowed ``iss`` to its JWKS: a dict (``{"keys": [...]}``), a path
+    to a JSON file, or an https URL fetched with ``fetch``.
+    """
+
+    issuers: Mapping[str, Any]
+    fetch: JwksFetcher = _fetch_jwks
+    replay: ReplayCache = field(default_factory=ReplayCache)
+    _cache: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def _jwks(self, issuer: str) -> Mapping[str, Any]:
+        source = self.issuers[issuer]
+        if isinstance(source, Mapping):
+            return source
+        if issuer not in self._cache:
+            text = str(source)
+            if text.startswith("https://") or text.startswith("http://"):
+                self._cache[issuer] = self.fetch(text)
+            else:
+                with open(text, encoding="utf-8") as handle:
+                    self._cache[issuer] = json.load(handle)
+        return self._cache[issuer]
+
+    def verify(self, authorization: str | None, audience: str) -> dict[str, Any]:
+        """The token's claims, or :class:`Unauthorized`."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("no bearer token")
+        token = authorization.removeprefix("Bearer ").strip()
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise Unauthorized("malformed token") from None
+        if header.get("alg") not in ALLOWED_ALGORITHMS:
+            raise Unauthorized("algorithm not allowed")
+        kid = header.get("kid")
+        if not kid:
+            raise Unauthorized("no kid")
+        issuer = unverified.get("iss")
+        if not isinstance(issuer, str) or issuer not in self.issuers:
+            raise Unauthorized("issuer not allowed")
+        try:
+            keys = [k for k in self._jwks(issuer).get("keys", []) if k.get("kid") == kid]
+        except (OSError, ValueError):
+            raise Unauthorized("issuer keys unavailable") from None
+        if not keys:
+            raise Unauthorized("unknown kid")
+        try:
+            key = PyJWK(keys[0], algorithm=header["alg"])
+            claims: dict[str, Any] = jwt.decode(
+                token, key=key.key, algorithms=[header["alg"]], audience=audience,
+                issuer=issuer, leeway=LEEWAY_SECONDS,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]})
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("expired") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthorized("wrong audience") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("invalid token") from None
+        if claims["iat"] < time.time() - MAX_TOKEN_AGE_SECONDS:
+            raise Unauthorized("token too old")
+        if not self.replay.check_and_add(f"{issuer}|{claims['jti']}", float(claims["exp"])):
+            raise Unauthorized("replayed jti")
+        return claims

@@ -1,0 +1,133 @@
+"""FHIR R4 Bundles in and out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imnm import InputError, load_patient
+from imnm.fhir import from_bundle, to_bundle
+from tests.conftest import EXAMPLES
+
+EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_round_trip_keeps_every_field_but_the_free_text_notes(path: Path) -> None:
+    patient = load_patient(path.read_text(encoding="utf-8"))
+    bundle = json.loads(json.dumps(to_bundle(patient)))
+    again, report = from_bundle(bundle)
+    assert again.model_dump(exclude={"notes"}) == patient.model_dump(exclude={"notes"})
+    assert again.notes is None
+    assert report.ignored == []
+
+
+def test_bundle_uses_standard_codes() -> None:
+    patient = load_patient((EXAMPLES / "anti-hmgcr-units-and-food.json").read_text("utf-8"))
+    resources = [e["resource"] for e in to_bundle(patient)["entry"]]
+    observations = [r for r in resources if r["resourceType"] == "Observation"]
+    ck = next(o for o in observations if o["code"]["coding"][0]["code"] == "2157-6")
+    assert ck["valueQuantity"] == {"value": 150.0, "unit": "µkat/L",
+                                   "system": "http://unitsofmeasure.org", "code": "ukat/L"}
+    hmgcr = next(o for o in observations if o["code"]["coding"][0]["code"] == "93493-5")
+    assert hmgcr["valueCodeableConcept"]["coding"][0]["code"] == "10828004"
+    weight = next(o for o in observations if o["code"]["coding"][0]["code"] == "29463-7")
+    assert weight["valueQuantity"]["code"] == "[lb_av]"
+
+
+def test_medication_uses_rxnorm() -> None:
+    patient = load_patient((EXAMPLES / "case-series-2025-patient-1-course.json").read_text())
+    meds = [e["resource"] for e in to_bundle(patient)["entry"]
+            if e["resource"]["resourceType"] == "MedicationStatement"]
+    codes = {m["medicationCodeableConcept"]["coding"][0]["code"] for m in meds}
+    assert codes == {"8638", "68149", "121191"}  # prednisolone, MMF, rituximab
+
+
+def ehr_bundle() -> dict[str, object]:
+    # Shaped like an EHR's export: SNOMED and ICD codes, an unknown lab, a statin order.
+    return {"resourceType": "Bundle", "type": "collection", "timestamp": "2025-03-01T10:00:00Z",
+            "entry": [
+                {"resource": {"resourceType": "Patient", "id": "p1", "gender": "male",
+                              "birthDate": "2014-02-01"}},
+                {"resource": {"resourceType": "Condition", "id": "c1",
+                              "subject": {"reference": "Patient/p1"},
+                              "code": {"coding": [{"system": "http://snomed.info/sct",
+                                                   "code": "73297009",
+                                                   "display": "Muscular dystrophy"}]}}},
+                {"resource": {"resourceType": "Condition", "id": "c2",
+                              "subject": {"reference": "Patient/p1"},
+                              "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
+                                                   "code": "J45.909"}]}}},
+                {"resource": {"resourceType": "Observation", "id": "o1", "status": "final",
+                              "subject": {"reference": "Patient/p1"},
+                              "effectiveDateTime": "2025-02-20T08:00:00Z",
+                              "code": {"coding": [{"system": "http://loinc.org",
+                                                   "code": "2157-6"}]},
+                              "valueQuantity": {"value": 8800, "unit": "U/L",
+                                                "system": "http://unitsofmeasure.org",
+                                                "code": "U/L"},
+                              "referenceRange": [{"high": {"value": 499}}]}},
+                {"resource": {"resourceType": "Observation", "id": "o2", "status": "final",
+                              "subject": {"reference": "Patient/p1"},
+                              "code": {"coding": [{"system": "http://loinc.org",
+                                                   "code": "718-7"}]},
+                              "valueQuantity": {"value": 13.1, "unit": "g/dL"}}},
+                {"resource": {"resourceType": "Observation", "id": "o3", "status": "final",
+                              "subject": {"reference": "Patient/p1"},
+                              "code": {"text": "Mi-2 antibody"},
+                              "valueCodeableConcept": {"text": "Negative"}}},
+                {"resource": {"resourceType": "MedicationRequest", "id": "m1",
+                              "status": "active", "intent": "order",
+                              "subject": {"reference": "Patient/p1"},
+                              "authoredOn": "2024-06-01",
+                              "medicationCodeableConcept": {"coding": [{
+                                  "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                  "code": "36567"}]}}},
+                {"resource": {"resourceType": "Encounter", "id": "e1", "status": "finished",
+                              "class": {"code": "AMB"}}},
+            ]}
+
+
+def test_unknown_codes_are_reported_not_dropped_in_silence() -> None:
+    patient, report = from_bundle(ehr_bundle())
+    assert [d.code for d in patient.diagnoses] == ["73297009", "J45.909"]
+    assert patient.ck[0].u_per_l == 8800 and patient.ck[0].upper_limit == 499
+    assert patient.antibody(patient.antibodies.__iter__().__next__()).value == "negative"
+    assert patient.exposures.statin is True
+    joined = "\n".join(report.unrecognised_codes + report.ignored)
+    assert "J45.909 is in no imnm code set" in joined
+    assert "http://loinc.org|718-7 is not used" in joined
+    assert "Encounter/e1: resource type not used" in joined
+    assert "statin" in joined
+
+
+def test_invalid_bundle_is_bad_input() -> None:
+    bad = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1"}},
+        {"resource": {"resourceType": "Observation", "id": "o1"}}]}  # no status, no code
+    with pytest.raises(InputError) as caught:
+        from_bundle(bad)
+    assert caught.value.problems[0].field.startswith("bundle.entry")
+    robot = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1", "gender": "robot"}}]}
+    with pytest.raises(InputError) as caught:
+        from_bundle(robot)
+    assert caught.value.problems[0].field == "sex"  # the patient model's check
+    none = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    with pytest.raises(InputError, match="exactly one Patient"):
+        from_bundle(none)
+
+
+def test_assess_command_accepts_a_bundle(tmp_path: Path) -> None:
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(ehr_bundle()), encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "imnm.cli", "assess", str(path), "-f", "json"],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["patient_id"] == "p1" and doc["as_of"] == "2025-03-01"
+    assert "note: Observation/o2" in run.stderr

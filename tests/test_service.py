@@ -1,0 +1,301 @@
+"""The web service and the CDS Hooks patient-view service: request shapes from the CDS Hooks
+2.0 specification, tokens refused for each reason, a real uvicorn on loopback, and
+schemathesis over the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fastapi.testclient import TestClient
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from imnm import load_patient
+from imnm.fhir import to_bundle
+from imnm.service.app import SERVICE_ID, create_app
+from imnm.service.security import TokenVerifier
+from tests.conftest import EXAMPLES
+
+ISSUER = "https://ehr.example.org"
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP384R1())
+OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def jwks() -> dict[str, Any]:
+    rsa_jwk = json.loads(RSAAlgorithm.to_jwk(RSA_KEY.public_key()))
+    ec_jwk = json.loads(ECAlgorithm.to_jwk(EC_KEY.public_key()))
+    return {"keys": [rsa_jwk | {"kid": "rsa1", "alg": "RS384"},
+                     ec_jwk | {"kid": "ec1", "alg": "ES384"}]}
+
+
+def token(audience: str, *, key: Any = RSA_KEY, alg: str = "RS384", kid: str = "rsa1",
+          **claims: Any) -> str:
+    now = int(time.time())
+    payload = {"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 300,
+               "jti": str(uuid.uuid4())} | claims
+    return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": "JWT"})
+
+
+SERVICE_URL = f"http://testserver/cds-services/{SERVICE_ID}"
+HMAC_SECRET = "a-shared-secret-that-is-long-enough-for-hs384-signing-48b"  # noqa: S105 - test key
+
+
+@pytest.fixture
+def secured() -> TestClient:
+    return TestClient(create_app(TokenVerifier({ISSUER: jwks()})))
+
+
+@pytest.fixture
+def dev() -> TestClient:
+    return TestClient(create_app(development=True))
+
+
+def prefetch_for(example: str) -> dict[str, Any]:
+    patient = load_patient((EXAMPLES / f"{example}.json").read_text(encoding="utf-8"))
+    resources = [e["resource"] for e in to_bundle(patient)["entry"]]
+
+    def searchset(kind: str) -> dict[str, Any]:
+        return {"resourceType": "Bundle", "type": "searchset",
+                "entry": [{"resource": r} for r in resources if r["resourceType"] == kind]}
+
+    return {"patient": next(r for r in resources if r["resourceType"] == "Patient"),
+            "conditions": searchset("Condition"), "observations": searchset("Observation"),
+            "medications": None}
+
+
+def hook_call(example: str = "lgmd-label-never-tested", **changes: Any) -> dict[str, Any]:
+    # The shape of the CDS Hooks 2.0 patient-view example request.
+    prefetch = prefetch_for(example)
+    body = {"hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "fhirServer": "https://fhir.example.org", "hook": "patient-view",
+            "context": {"userId": "Practitioner/example",
+                        "patientId": prefetch["patient"]["id"]},
+            "prefetch": prefetch}
+    body.update(changes)
+    return body
+
+
+def test_discovery_lists_the_patient_view_service(dev: TestClient) -> None:
+    services = dev.get("/cds-services").json()["services"]
+    assert [s["id"] for s in services] == [SERVICE_ID]
+    assert services[0]["hook"] == "patient-view"
+    assert services[0]["prefetch"]["patient"] == "Patient/{{context.patientId}}"
+
+
+def test_card_for_an_unconfirmed_dystrophy_label(dev: TestClient) -> None:
+    response = dev.post(f"/cds-services/{SERVICE_ID}", json=hook_call())
+    assert response.status_code == 200
+    cards = response.json()["cards"]
+    assert len(cards) == 1
+    card = cards[0]
+    assert card["indicator"] == "warning" and len(card["summary"]) < 140
+    assert card["source"]["url"] == "https://doi.org/10.3389/fneur.2023.1123380"
+    assert "suspicion.dystrophy_label_unconfirmed" in card["detail"]
+    assert card["selectionBehavior"] == "any"
+    actions = card["suggestions"][0]["actions"]
+    assert [a["resource"]["resourceType"] for a in actions] == ["ServiceRequest"] * 2
+    assert {a["resource"]["code"]["coding"][0]["code"] for a in actions} == {"93493-5",
+                                                                            "33921-8"}
+    assert "null" not in json.dumps(cards)  # optional elements omitted, never null
+    report = dev.get(card["links"][0]["url"].replace("http://testserver", ""))
+    assert report.status_code == 200 and "Could this be IMNM?" in report.text
+
+
+def test_confirmed_dystrophy_gets_no_card(dev: TestClient) -> None:
+    response = dev.post(f"/cds-services/{SERVICE_ID}",
+                        json=hook_call("duchenne-genetically-confirmed"))
+    assert response.status_code == 200 and response.json() == {"cards": []}
+
+
+def test_antibody_positive_dystrophy_label_is_critical(dev: TestClient) -> None:
+    cards = dev.post(f"/cds-services/{SERVICE_ID}",
+                     json=hook_call("case-series-2025-patient-1")).json()["cards"]
+    assert [c["indicator"] for c in cards] == ["critical", "warning"]
+
+
+def test_no_prefetch_and_no_fhir_server_is_412(dev: TestClient) -> None:
+    call = hook_call()
+    del call["prefetch"], call["fhirServer"]
+    assert dev.post(f"/cds-services/{SERVICE_ID}", json=call).status_code == 412
+
+
+def test_missing_prefetch_is_fetched_from_the_fhir_server() -> None:
+    prefetch = prefetch_for("lgmd-label-never-tested")
+    asked: list[tuple[str, str | None]] = []
+
+    def fake_server(base: str, query: str, token_: str | None) -> Any:
+        asked.append((query, token_))
+        key = {"Patient": "patient", "Condition": "conditions", "Observation": "observations",
+               "MedicationRequest": "medications"}[query.split("/")[0].split("?")[0]]
+        return prefetch[key]
+
+    client = TestClient(create_app(development=True, fetch_fhir=fake_server))
+    call = hook_call()
+    del call["prefetch"]
+    call["fhirAuthorization"] = {"access_token": "secret-token", "token_type": "Bearer",
+                                 "expires_in": 300, "scope": "patient/*.read",
+                                 "subject": "imnm"}
+    response = client.post(f"/cds-services/{SERVICE_ID}", json=call)
+    assert response.status_code == 200 and len(response.json()["cards"]) == 1
+    assert asked[0] == (f"Patient/{prefetch['patient']['id']}", "secret-token")
+
+
+def test_feedback_endpoint(dev: TestClient) -> None:
+    body = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted",
+                          "acceptedSuggestions": [{"id": str(uuid.uuid4())}],
+                          "outcomeTimestamp": "2025-03-01T10:00:00Z"}]}
+    assert dev.post(f"/cds-services/{SERVICE_ID}/feedback", json=body).status_code == 200
+    assert dev.app.state.feedback_counts["accepted"] == 1  # type: ignore[attr-defined]
+
+
+def test_rest_assess_accepts_patient_json_and_bundles(dev: TestClient) -> None:
+    patient = json.loads((EXAMPLES / "jdm-classic.json").read_text(encoding="utf-8"))
+    doc = dev.post("/assess", json=patient).json()
+    assert doc["classification"]["enmc_2017"]["class"] == "not_imnm"
+    bundle = to_bundle(load_patient(patient))
+    doc = dev.post("/assess", json=bundle).json()
+    assert doc["classification"]["eular_acr_2017"]["subgroup"] == "juvenile_dermatomyositis"
+    assert doc["import_report"] == {"ignored": [], "unrecognised_codes": []}
+    bad = dev.post("/assess", json={"id": "x", "age_years": 40, "notes": "SECRET"})
+    assert bad.status_code == 422
+    assert bad.json()["problems"][0]["field"] == "age_years"
+    assert "40" not in bad.text and "SECRET" not in bad.text
+    assert dev.get("/knowledge").status_code == 200
+
+
+def test_valid_tokens_rs384_and_es384(secured: TestClient) -> None:
+    for key, alg, kid in ((RSA_KEY, "RS384", "rsa1"), (EC_KEY, "ES384", "ec1")):
+        headers = {"Authorization": f"Bearer {token(SERVICE_URL, key=key, alg=alg, kid=kid)}"}
+        response = secured.post(f"/cds-services/{SERVICE_ID}", json=hook_call(),
+                                headers=headers)
+        assert response.status_code == 200, alg
+    discovery_url = "http://testserver/cds-services"
+    ok = secured.get("/cds-services",
+                     headers={"Authorization": f"Bearer {token(discovery_url)}"})
+    assert ok.status_code == 200
+    assert secured.get("/cds-services").status_code == 401
+
+
+def _none_token() -> str:
+    header = jwt.utils.base64url_encode(json.dumps({"alg": "none", "kid": "rsa1"}).encode())
+    now = int(time.time())
+    body = jwt.utils.base64url_encode(json.dumps({
+        "iss": ISSUER, "aud": SERVICE_URL, "iat": now, "exp": now + 300,
+        "jti": str(uuid.uuid4())}).encode())
+    return f"{header.decode()}.{body.decode()}."
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: token(SERVICE_URL, key=OTHER_KEY), id="forged"),
+    pytest.param(lambda: token(SERVICE_URL, exp=int(time.time()) - 600,
+                               iat=int(time.time()) - 900), id="expired"),
+    pytest.param(lambda: token("https://other.example.org/cds-services/x"), id="wrong-audience"),
+    pytest.param(_none_token, id="alg-none"),
+    pytest.param(lambda: jwt.encode({"iss": ISSUER, "aud": SERVICE_URL,
+                                     "iat": int(time.time()), "exp": int(time.time()) + 300,
+                                     "jti": "x"}, HMAC_SECRET,
+                                    algorithm="HS384", headers={"kid": "rsa1"}), id="hmac"),
+    pytest.param(lambda: token(SERVICE_URL, iss="https://evil.example.org"), id="issuer"),
+    pytest.param(lambda: token(SERVICE_URL, kid="unknown"), id="unknown-kid"),
+    pytest.param(lambda: "not-a-token", id="malformed"),
+])
+def test_refused_tokens_get_a_bare_401(secured: TestClient, make: Any) -> None:
+    response = secured.post(f"/cds-services/{SERVICE_ID}", json=hook_call(),
+                            headers={"Authorization": f"Bearer {make()}"})
+    assert response.status_code == 401
+    assert response.content == b""
+
+
+def test_replayed_jti_is_refused(secured: TestClient) -> None:
+    headers = {"Authorization": f"Bearer {token(SERVICE_URL)}"}
+    first = secured.post(f"/cds-services/{SERVICE_ID}", json=hook_call(), headers=headers)
+    again = secured.post(f"/cds-services/{SERVICE_ID}", json=hook_call(), headers=headers)
+    assert (first.status_code, again.status_code) == (200, 401)
+
+
+def test_tokens_and_patient_data_are_never_logged(secured: TestClient,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    bad = token(SERVICE_URL, key=OTHER_KEY)
+    secured.post(f"/cds-services/{SERVICE_ID}", json=hook_call(),
+                 headers={"Authorization": f"Bearer {bad}"})
+    good = token(SERVICE_URL)
+    secured.post(f"/cds-services/{SERVICE_ID}", json=hook_call(),
+                 headers={"Authorization": f"Bearer {good}"})
+    text = caplog.text
+    assert bad not in text and good not in text
+    assert "example-lgmd-unconfirmed" not in text and "9400" not in text
+    assert "refused a request to /cds-services/imnm-patient-view: invalid token" in text
+
+
+def test_service_refuses_to_start_without_authentication_unless_told() -> None:
+    with pytest.raises(ValueError, match="development=True"):
+        create_app()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server() -> Iterator[str]:
+    import uvicorn
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(TokenVerifier({ISSUER: jwks()})), host="127.0.0.1",
+                            port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_real_uvicorn_on_loopback(live_server: str) -> None:
+    url = f"{live_server}/cds-services/{SERVICE_ID}"
+    response = httpx.post(url, json=hook_call(),
+                          headers={"Authorization": f"Bearer {token(url)}"}, timeout=10)
+    assert response.status_code == 200
+    assert response.json()["cards"][0]["indicator"] == "warning"
+    assert httpx.post(url, json=hook_call(), timeout=10).status_code == 401
+
+
+def test_openapi_has_no_5xx_under_schemathesis() -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    app = create_app(development=True)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    failures: list[str] = []
+    calls: list[int] = []
+    for operation in schema.get_all_operations():
+        op = operation.ok()
+
+        @settings(max_examples=25, deadline=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=op.as_strategy())
+        def check(case: Any) -> None:
+            response = case.call()
+            calls.append(response.status_code)
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path}: {response.status_code}")
+
+        check()
+    assert failures == []
+    assert len(calls) >= 50 and {200, 422} <= set(calls)
