@@ -489,8 +489,15 @@ def serve(
     insecure_development: Annotated[bool, typer.Option(
         "--insecure-development", help="Run WITHOUT authentication (local development only).")
     ] = False,
+    registry: Annotated[str | None, typer.Option(
+        "--registry", help="Registry database URL: serve the web pages (sqlite:///file.db or "
+        "postgresql+psycopg://...).")] = None,
+    web_secret: Annotated[str | None, typer.Option(
+        "--web-secret", envvar="IMNM_WEB_SECRET",
+        help="Secret that signs web sessions (default: random at each start).")] = None,
 ) -> None:
-    """Serve the REST API (/assess, /knowledge, /docs) and the CDS Hooks service."""
+    """Serve the REST API (/assess, /knowledge, /docs), the CDS Hooks service and, with
+    --registry, the clinic's web pages."""
     import uvicorn
 
     from imnm.service.app import create_app
@@ -510,10 +517,99 @@ def serve(
     if insecure_development:
         typer.echo("WARNING: imnm serve in development mode: NO AUTHENTICATION. "
                    "Do not expose this port.", err=True)
+    store = None
+    if registry is not None:
+        from imnm.registry import Registry, migrate
+
+        migrate(registry)
+        store = Registry(registry, secret=web_secret)
     app_ = create_app(TokenVerifier(issuers) if issuers else None,
-                      development=insecure_development)
+                      development=insecure_development, registry=store, web_secret=web_secret)
     typer.echo(f"imnm service on http://{host}:{port} (API docs at /docs)", err=True)
     uvicorn.run(app_, host=host, port=port, log_level="info")
+
+
+registry_app = typer.Typer(help="The registry of patients, visits and assessments.",
+                           no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+RegistryUrl = Annotated[str, typer.Option("--url", help="Database URL (sqlite:///file.db or "
+                                          "postgresql+psycopg://user@host/db).")]
+
+
+@registry_app.command("init")
+def registry_init(url: RegistryUrl) -> None:
+    """Create or upgrade the registry schema (Alembic migrations)."""
+    from imnm.registry import migrate
+
+    migrate(url)
+    typer.echo(f"registry schema up to date at {url.split('@')[-1]}")
+
+
+@registry_app.command("add-user")
+def registry_add_user(
+    url: RegistryUrl,
+    username: Annotated[str, typer.Argument(show_default=False)],
+    role: Annotated[str, typer.Option("--role", help="clinician or researcher")] = "clinician",
+    password: Annotated[str, typer.Option("--password", prompt=True, hide_input=True,
+                                          confirmation_prompt=True)] = "",
+) -> None:
+    """Add a user who logs in to the web pages."""
+    from imnm.registry import Registry, RegistryError
+
+    try:
+        Registry(url).create_user(username, password, role)  # type: ignore[arg-type]
+    except RegistryError as exc:
+        typer.echo(f"imnm registry add-user: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    typer.echo(f"user {username} added ({role})")
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--folder", help="Where to put the demo files.")
+                      ] = Path("imnm-demo"),
+    patients: Annotated[int, typer.Option("--patients", help="Synthetic population size.")
+                        ] = 20_000,
+    examples: Annotated[Path, typer.Option("--examples", help="Folder of patient files.")
+                        ] = Path("examples"),
+) -> None:
+    """The main job end to end on the embedded default: a synthetic population screened on
+    DuckDB, the first 2025 case-series patient assessed, and a registry with the examples,
+    ending with how to open the web page."""
+    import secrets as secrets_
+
+    from imnm.assessment import assess as run
+    from imnm.patient import load_patient
+    from imnm.registry import Registry, migrate
+    from imnm.screen import synth
+    from imnm.screen.run import run_screen
+
+    folder.mkdir(parents=True, exist_ok=True)
+    database = folder / "omop.duckdb"
+    synth.write_omop(synth.population(patients, 1), database)
+    result = run_screen("omop", str(database), as_of=synth.AS_OF)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts().items()))
+    typer.echo(f"1. screened {result.population:,} synthetic children on DuckDB: {counts}")
+    example_files = sorted(examples.glob("*.json")) if examples.is_dir() else []
+    case = examples / "case-series-2025-patient-1.json"
+    if case.exists():
+        assessed = run(load_patient(case.read_text(encoding="utf-8")))
+        typer.echo(f"2. case-series patient 1: ENMC {assessed.classification.enmc_2017.cls}; "
+                   f"review the dystrophy label: {assessed.suspicion.review_dystrophy_label}")
+    url = f"sqlite:///{(folder / 'registry.db').resolve()}"
+    migrate(url)
+    store = Registry(url)
+    password = secrets_.token_urlsafe(9)
+    username = f"clinician-{secrets_.token_hex(2)}"
+    store.create_user(username, password, "clinician")
+    account = store.login(username, password)
+    assert account is not None  # noqa: S101 - created just above
+    for path in example_files:
+        store.save_patient(load_patient(path.read_text(encoding="utf-8")), account)
+    typer.echo(f"3. registry with {len(example_files)} example children at {url}")
+    typer.echo("\nOpen the clinic's page:\n"
+               f"  imnm serve --insecure-development --registry {url}\n"
+               f"  then browse http://127.0.0.1:8000/ and log in as {username} / {password}")
 
 
 @app.command()

@@ -1,6 +1,6 @@
 """A sectioned report a clinician reads at a glance, as plain text or Markdown.
 
-Both renderings come from one outline (:func:`_outline`): a list of sections, each a title
+Both renderings come from one outline (:func:`outline`): a list of sections, each a title
 and lines; only the decoration differs.
 """
 
@@ -33,7 +33,8 @@ def _finding_lines(finding: Finding) -> list[str]:
     return lines
 
 
-def _outline(a: Assessment) -> list[tuple[str, list[str]]]:
+def outline(a: Assessment) -> list[tuple[str, list[str]]]:
+    """The report's sections: (title, lines); lines starting with two spaces are sub-items."""
     s = a.summary
     enmc = a.classification.enmc_2017
     eular = a.classification.eular_acr_2017
@@ -109,7 +110,7 @@ def _outline(a: Assessment) -> list[tuple[str, list[str]]]:
 def render_text(a: Assessment) -> str:
     """Plain text, one block per section."""
     out: list[str] = []
-    for title, lines in _outline(a):
+    for title, lines in outline(a):
         out += [title, "-" * len(title), *lines, ""]
     return "\n".join(out)
 
@@ -117,7 +118,7 @@ def render_text(a: Assessment) -> str:
 def render_markdown(a: Assessment) -> str:
     """Markdown with one heading per section."""
     out: list[str] = []
-    for i, (title, lines) in enumerate(_outline(a)):
+    for i, (title, lines) in enumerate(outline(a)):
         out.append(("# " if i == 0 else "## ") + title)
         out.append("")
         out += [f"- {ln.strip()}" if not ln.startswith("  ") else f"  - {ln.strip()}"

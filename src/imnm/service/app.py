@@ -94,7 +94,8 @@ def _problems(exc: InputError) -> list[dict[str, str]]:
 
 
 def create_app(verifier: TokenVerifier | None = None, *, development: bool = False,
-               fetch_fhir: FhirFetcher = _fetch_fhir) -> FastAPI:
+               fetch_fhir: FhirFetcher = _fetch_fhir, registry: Any = None,
+               web_secret: str | None = None) -> FastAPI:
     """The service. Without ``verifier`` it refuses to start unless ``development`` is set."""
     if verifier is None and not development:
         raise ValueError("create_app: give a TokenVerifier, or development=True to run "
@@ -220,6 +221,10 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
         return PlainTextResponse(text, media_type="text/markdown")
 
     app.state.feedback_counts = feedback_counts
+    if registry is not None:
+        from imnm.service.web import mount_web
+
+        mount_web(app, registry, web_secret)
     return app
 
 

@@ -1,0 +1,344 @@
+"""The registry: patients, visits and assessments kept with SQLAlchemy, every change audited.
+
+A SQLite file by default, PostgreSQL by URL (``postgresql+psycopg://...``). The schema comes
+from Alembic migrations (:func:`migrate`). Every write is one transaction: a failure midway,
+or a killed process, leaves nothing half written. Importing the same FHIR Bundle twice changes
+nothing. Roles: ``clinician`` (read and write, identified) and ``researcher`` (read only,
+de-identified: a pseudonym instead of the record id, no birth date, no free text, dates cut to
+the month).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from imnm import __version__
+from imnm.assessment import assess
+from imnm.errors import ImnmError
+from imnm.fhir import from_bundle
+from imnm.patient import Patient, Visit, load_patient
+from imnm.registry.models import (
+    AssessmentRecord,
+    AuditEntry,
+    ImportRecord,
+    PatientRecord,
+    User,
+    VisitRecord,
+    utcnow,
+)
+
+Role = Literal["clinician", "researcher"]
+ROLES: tuple[Role, ...] = ("clinician", "researcher")
+
+
+class RegistryError(ImnmError):
+    """A registry operation was refused (names why, never patient data)."""
+
+
+class Forbidden(RegistryError):
+    """The user's role does not allow this."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A logged-in user."""
+
+    username: str
+    role: Role
+
+
+def _hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def _check_password(password: str, stored: str) -> bool:
+    try:
+        _kind, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    candidate = _hash_password(password, bytes.fromhex(salt)).split("$")[2]
+    return hmac.compare_digest(candidate, digest)
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the latest schema (Alembic ``upgrade head``)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location",
+                           str(resources.files("imnm.registry") / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+
+
+def _month(value: object) -> object:
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        return value[:7]
+    return value
+
+
+class Registry:
+    """The registry at one database URL."""
+
+    def __init__(self, url: str, *, secret: str | None = None) -> None:
+        self.url = url
+        self.engine = create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            _sqlite_pragmas(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._secret = (secret or secrets.token_hex(16)).encode()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def _audit(self, session: Session, account: Account, action: str, record_id: str | None,
+               what: str) -> None:
+        session.add(AuditEntry(username=account.username, action=action, record_id=record_id,
+                               what=what, at=utcnow()))
+
+    # ------------------------------------------------------------------ users
+
+    def create_user(self, username: str, password: str, role: Role) -> Account:
+        """Add a user (passwords kept as scrypt hashes)."""
+        if role not in ROLES:
+            raise RegistryError(f"role: expected one of {', '.join(ROLES)}")
+        if len(password) < 8:
+            raise RegistryError("password: expected at least 8 characters")
+        with self._transaction() as session:
+            if session.scalar(select(User).where(User.username == username)) is not None:
+                raise RegistryError(f"username: {username!r} exists already")
+            session.add(User(username=username, password_hash=_hash_password(password),
+                             role=role, created_at=utcnow()))
+            self._audit(session, Account("system", "clinician"), "create_user", None,
+                        f"user {username} ({role})")
+        return Account(username, role)
+
+    def login(self, username: str, password: str) -> Account | None:
+        """The account, if the password matches."""
+        with self._sessions() as session:
+            user = session.scalar(select(User).where(User.username == username))
+        if user is None or not _check_password(password, user.password_hash):
+            return None
+        return Account(user.username, user.role)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ patients
+
+    @staticmethod
+    def _require_clinician(account: Account) -> None:
+        if account.role != "clinician":
+            raise Forbidden("this action needs the clinician role")
+
+    def save_patient(self, patient: Patient, account: Account, *,
+                     _between: Callable[[], None] | None = None) -> None:
+        """Create or update a child, visits included, in one transaction, audited."""
+        self._require_clinician(account)
+        data = patient.model_dump(mode="json", exclude={"visits"}, exclude_none=True)
+        with self._transaction() as session:
+            self._write(session, patient, data, account, _between)
+
+    def _write(self, session: Session, patient: Patient, data: dict[str, Any],
+               account: Account, between: Callable[[], None] | None) -> None:
+        record = session.scalar(select(PatientRecord).where(
+            PatientRecord.record_id == patient.id))
+        if record is None:
+            record = PatientRecord(record_id=patient.id, data=data, created_at=utcnow(),
+                                   updated_at=utcnow())
+            session.add(record)
+            self._audit(session, account, "create", patient.id,
+                        "fields: " + ", ".join(sorted(data)))
+        else:
+            changed = _changed(record.data, data)
+            record.data = data
+            record.updated_at = utcnow()
+            self._audit(session, account, "update", patient.id,
+                        "fields: " + (", ".join(changed) or "none"))
+        session.flush()
+        if between is not None:
+            between()  # tests: fail or pause between the patient and its visits
+        visits = [v.model_dump(mode="json", exclude_none=True) for v in patient.visits]
+        if [v.data for v in record.visits] != visits:
+            record.visits.clear()
+            session.flush()
+            for visit in patient.visits:
+                record.visits.append(VisitRecord(
+                    date=visit.date, data=visit.model_dump(mode="json", exclude_none=True)))
+            self._audit(session, account, "visits", patient.id,
+                        f"{len(patient.visits)} visit(s)")
+
+    def add_visit(self, record_id: str, visit: Visit, account: Account) -> Patient:
+        """Add one visit and return the child with it (validated as a whole)."""
+        self._require_clinician(account)
+        current = self.patient(record_id, account)
+        updated = load_patient(current.model_dump(mode="json", exclude_none=True) | {
+            "visits": [*[v.model_dump(mode="json", exclude_none=True) for v in current.visits],
+                       visit.model_dump(mode="json", exclude_none=True)]})
+        self.save_patient(updated, account)
+        return updated
+
+    def import_bundle(self, bundle: dict[str, Any], account: Account, *,
+                      _between: Callable[[], None] | None = None) -> tuple[str, bool]:
+        """Import a FHIR Bundle once: (record id, whether anything was written)."""
+        self._require_clinician(account)
+        canonical = json.dumps(bundle, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        patient, _report = from_bundle(bundle)
+        with self._transaction() as session:
+            if session.scalar(select(ImportRecord).where(
+                    ImportRecord.bundle_sha256 == digest)) is not None:
+                return patient.id, False
+            data = patient.model_dump(mode="json", exclude={"visits"}, exclude_none=True)
+            existing = session.scalar(select(PatientRecord).where(
+                PatientRecord.record_id == patient.id))
+            if existing is not None and "notes" in existing.data and "notes" not in data:
+                data["notes"] = existing.data["notes"]  # FHIR never carries the notes
+            self._write(session, patient, data, account, _between)
+            session.add(ImportRecord(bundle_sha256=digest, record_id=patient.id,
+                                     imported_at=utcnow()))
+            self._audit(session, account, "import", patient.id, f"bundle sha256 {digest[:12]}")
+        return patient.id, True
+
+    def patient(self, record_id: str, account: Account) -> Patient:
+        """One child, as the account may see it."""
+        with self._sessions() as session:
+            record = session.scalar(select(PatientRecord).where(
+                PatientRecord.record_id == record_id))
+            if record is None:
+                raise RegistryError("record: not found")
+            data = dict(record.data) | {"visits": [v.data for v in record.visits]}
+        patient = load_patient(data)
+        return patient if account.role == "clinician" else self.deidentify(patient)
+
+    def record_ids(self) -> list[str]:
+        """Every record id, sorted."""
+        with self._sessions() as session:
+            return sorted(session.scalars(select(PatientRecord.record_id)))
+
+    def patients(self, account: Account) -> list[Patient]:
+        """Every child, as the account may see them."""
+        return [self.patient(r, account) for r in self.record_ids()]
+
+    def pseudonym(self, record_id: str) -> str:
+        """A stable pseudonym for a record id (HMAC with the registry's secret)."""
+        digest = hmac.new(self._secret, record_id.encode(), hashlib.sha256).hexdigest()
+        return f"subject-{digest[:12]}"
+
+    def deidentify(self, patient: Patient) -> Patient:
+        """The researcher's view: pseudonym, no birth date (age kept), no free text, dates
+        cut to the month."""
+        data = patient.model_dump(mode="json", exclude_none=True)
+        age = patient.age_years_now()
+        data.pop("birth_date", None)
+        data.pop("notes", None)
+        for visit in data.get("visits", []):
+            visit.pop("note", None)
+        if age is not None:
+            data["age_years"] = round(age, 1)
+        data["id"] = self.pseudonym(patient.id)
+        onset = data.get("onset", {})
+        if onset.get("date") and onset.get("presentation_date"):
+            onset.pop("pattern", None)  # re-derived from the month-cut dates
+
+        def cut(node: object) -> object:
+            if isinstance(node, dict):
+                return {k: cut(v) if k not in ("date", "as_of", "start", "end",
+                                                "presentation_date") else _month(v)
+                        for k, v in node.items()}
+            if isinstance(node, list):
+                return [cut(v) for v in node]
+            return node
+
+        cleaned = cut(data)
+        assert isinstance(cleaned, dict)  # noqa: S101 - cut() keeps the shape
+        return _month_tolerant(cleaned)
+
+    def record_assessment(self, record_id: str, account: Account) -> dict[str, Any]:
+        """Assess the child now, keep the assessment, and return it (audited)."""
+        patient = self.patient(record_id, Account(account.username, "clinician"))
+        result = assess(patient).to_dict()
+        with self._transaction() as session:
+            record = session.scalar(select(PatientRecord).where(
+                PatientRecord.record_id == record_id))
+            assert record is not None  # noqa: S101 - read just above
+            session.add(AssessmentRecord(patient_id=record.id, imnm_version=__version__,
+                                         data=result, created_at=utcnow()))
+            self._audit(session, account, "assess", record_id,
+                        f"ENMC {result['classification']['enmc_2017']['class']}")
+        if account.role != "clinician":
+            result["patient_id"] = self.pseudonym(record_id)
+        return result
+
+    def audit(self, record_id: str | None = None) -> list[dict[str, Any]]:
+        """The audit trail (optionally for one record), oldest first."""
+        with self._sessions() as session:
+            query = select(AuditEntry).order_by(AuditEntry.id)
+            if record_id is not None:
+                query = query.where(AuditEntry.record_id == record_id)
+            return [{"at": e.at.isoformat(), "username": e.username, "action": e.action,
+                     "record_id": e.record_id, "what": e.what} for e in session.scalars(query)]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (for tests and the demo)."""
+        from sqlalchemy import func
+
+        with self._sessions() as session:
+            return {model.__tablename__: int(session.scalar(
+                select(func.count()).select_from(model)) or 0)
+                for model in (PatientRecord, VisitRecord, AssessmentRecord, ImportRecord,
+                              AuditEntry, User)}
+
+
+def _month_tolerant(data: dict[str, Any]) -> Patient:
+    """Rebuild a patient whose dates were cut to the month (first of the month)."""
+
+    def fill(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: fill(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fill(v) for v in node]
+        if isinstance(node, str) and len(node) == 7 and node[4] == "-" and node[:4].isdigit():
+            return node + "-01"
+        return node
+
+    filled = fill(data)
+    assert isinstance(filled, dict)  # noqa: S101
+    return Patient.model_validate(filled)
+
+
+def default_url(path: Path | str = "imnm-registry.db") -> str:
+    """A SQLite URL for a file."""
+    return f"sqlite:///{Path(path)}"

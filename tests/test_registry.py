@@ -1,0 +1,164 @@
+"""The registry on SQLite and on PostgreSQL (started on loopback by scripts/check):
+migrations, audit, roles, de-identification, idempotent imports, and no half-written import
+after a failure or a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from imnm import load_patient
+from imnm.fhir import to_bundle
+from imnm.registry import Account, Forbidden, Registry, migrate
+from tests.conftest import EXAMPLES
+
+POSTGRES = os.environ.get("TEST_POSTGRES_URL")
+
+
+def _postgres_database() -> str:
+    if not POSTGRES:
+        pytest.fail("TEST_POSTGRES_URL is not set: run the suite with scripts/check, which "
+                    "starts PostgreSQL on loopback")
+    name = f"imnm_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+    else:
+        yield _postgres_database()
+
+
+@pytest.fixture
+def registry(url: str) -> Iterator[Registry]:
+    migrate(url)
+    store = Registry(url, secret="test-secret")  # noqa: S106 - test pseudonym key
+    yield store
+    store.close()
+
+
+def clinician(registry: Registry) -> Account:
+    registry.create_user("dr-who", "correct horse battery", "clinician")
+    account = registry.login("dr-who", "correct horse battery")
+    assert account is not None
+    return account
+
+
+def example(name: str):  # type: ignore[no-untyped-def]
+    return load_patient((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def test_save_read_and_audit(registry: Registry) -> None:
+    doctor = clinician(registry)
+    patient = example("case-series-2025-patient-1-course")
+    registry.save_patient(patient, doctor)
+    assert registry.patient(patient.id, doctor) == patient
+    assert registry.counts()["visits"] == 5
+    changed = patient.model_copy(update={"sex": patient.sex, "notes": "edited"})
+    registry.save_patient(changed, doctor)
+    trail = registry.audit(patient.id)
+    assert [e["action"] for e in trail] == ["create", "visits", "update"]
+    assert trail[-1]["what"] == "fields: notes" and trail[-1]["username"] == "dr-who"
+    assert "edited" not in str(registry.audit())  # values never in the audit
+
+
+def test_passwords_and_roles(registry: Registry) -> None:
+    doctor = clinician(registry)
+    registry.create_user("ana", "research only!", "researcher")
+    researcher = registry.login("ana", "research only!")
+    assert researcher == Account("ana", "researcher")
+    assert registry.login("ana", "wrong password") is None
+    patient = example("lgmd-label-never-tested")
+    registry.save_patient(patient, doctor)
+    with pytest.raises(Forbidden):
+        registry.save_patient(patient, researcher)
+    seen = registry.patient(patient.id, researcher)
+    assert seen.id.startswith("subject-") and seen.id != patient.id
+    assert seen.birth_date is None and seen.notes is None
+    assert seen.age_years is not None and abs(seen.age_years - 11.7) < 0.1
+    assert seen.ck[0].date is not None and seen.ck[0].date.day == 1  # cut to the month
+    assessment = registry.record_assessment(patient.id, researcher)
+    assert assessment["patient_id"] == seen.id
+    assert registry.counts()["assessments"] == 1
+
+
+def test_reimporting_a_bundle_never_duplicates(registry: Registry) -> None:
+    doctor = clinician(registry)
+    bundle = to_bundle(example("seronegative-imnm-cardiac"))
+    assert registry.import_bundle(bundle, doctor) == ("example-seronegative", True)
+    assert registry.import_bundle(bundle, doctor) == ("example-seronegative", False)
+    counts = registry.counts()
+    assert counts["patients"] == 1 and counts["imports"] == 1
+
+
+def test_a_failure_mid_import_leaves_nothing_half_written(registry: Registry) -> None:
+    doctor = clinician(registry)
+    bundle = to_bundle(example("case-series-2025-patient-1-course"))
+
+    def fail() -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        registry.import_bundle(bundle, doctor, _between=fail)
+    counts = registry.counts()
+    assert (counts["patients"], counts["visits"], counts["imports"]) == (0, 0, 0)
+    assert registry.import_bundle(bundle, doctor)[1] is True  # the retry works
+    assert registry.counts()["visits"] == 5
+
+
+KILLED_IMPORT = """
+import json, sys, time
+from imnm.registry import Registry
+from imnm.fhir import to_bundle
+from imnm import load_patient
+registry = Registry(sys.argv[1])
+account = registry.login("dr-who", "correct horse battery")
+bundle = to_bundle(load_patient(open(sys.argv[2]).read()))
+def pause():
+    print("writing", flush=True)
+    time.sleep(60)
+registry.import_bundle(bundle, account, _between=pause)
+"""
+
+
+def test_a_killed_import_leaves_nothing_and_the_retry_works(registry: Registry, url: str
+                                                            ) -> None:
+    doctor = clinician(registry)
+    path = EXAMPLES / "case-series-2025-patient-1-course.json"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_IMPORT, url, str(path)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "writing"  # inside the transaction now
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    proc.stdout.close()
+    time.sleep(0.2)
+    counts = registry.counts()
+    assert (counts["patients"], counts["visits"], counts["imports"]) == (0, 0, 0)
+    registry.import_bundle(to_bundle(load_patient(path.read_text())), doctor)
+    assert registry.counts()["patients"] == 1
+
+
+def test_migrations_are_idempotent(url: str) -> None:
+    migrate(url)
+    migrate(url)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    assert version == "0001"
