@@ -1,0 +1,141 @@
+"""The clinic's web page in a real browser: Playwright driving Debian's Chromium against a
+real uvicorn. Fill the form for the first patient of the 2025 case series, see the anti-HMGCR
+classification and the plan, download the PDF; a screenshot is kept in tests/artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imnm.registry import Registry, migrate
+from imnm.service.app import create_app
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import uvicorn
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'registry.db'}"
+    migrate(url)
+    registry = Registry(url, secret="web-test")  # noqa: S106 - test pseudonym key
+    registry.create_user("doctor", "correct horse battery", "clinician")
+    registry.create_user("analyst", "research only!", "researcher")
+    app = create_app(development=True, registry=registry,
+                     web_secret="test-cookie-key")  # noqa: S106 - test key
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    registry.close()
+
+
+def test_case_series_patient_entered_assessed_and_reported(site: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(accept_downloads=True)
+        page.goto(f"{site}/")
+        page.fill("#username", "doctor")
+        page.fill("#password", "correct horse battery")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{site}/patients")
+        page.click("text=new child")
+        # Dang & Le 2025, case 1, at referral (weight and height illustrative, for doses).
+        page.fill("#id", "dang-le-case-1-web")
+        page.select_option("#sex", "female")
+        page.fill("#age_years", "17")
+        page.fill("#as_of", "2025-09-01")
+        page.fill("#weight_value", "45")
+        page.select_option("#weight_unit", "kg")
+        page.fill("#height_value", "155")
+        page.select_option("#height_unit", "cm")
+        page.fill("#onset_age_years", "7")
+        page.select_option("#onset_pattern", "insidious")
+        page.fill("#w_proximal_upper", "3")
+        page.fill("#w_proximal_lower", "3")
+        page.select_option("#w_neck_flexors_weaker_than_extensors", "yes")
+        page.select_option("#ck_interpretation", "elevated")
+        page.select_option("#ab_HMGCR", "positive")
+        page.select_option("#ab_SRP", "negative")
+        page.select_option("#b_conclusion", "necrotizing_myopathy")
+        page.select_option("#b_fatty_replacement", "yes")
+        page.select_option("#x_dysphagia", "no")
+        page.select_option("#s_any_skin_lesion", "no")
+        page.fill("#dx_label", "muscular dystrophy")
+        page.click("#save")
+        page.wait_for_url(f"{site}/patients/dang-le-case-1-web")
+        assert "anti_hmgcr_imnm" in page.inner_text("#enmc-class")
+        body = page.inner_text("body")
+        assert "review the label" in body
+        assert "Treatment plan" in body and "prednisolone: 45-60 mg per day" in body
+        assert "IVIg early" in body
+        page.screenshot(path=str(ARTIFACTS / "case-series-patient-1.png"), full_page=True)
+        with page.expect_download() as download_info:
+            page.click("#pdf")
+        pdf = tmp_path / "report.pdf"
+        download_info.value.save_as(pdf)
+        browser.close()
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    shutil.copy(pdf, ARTIFACTS / "case-series-patient-1.pdf")
+
+
+def test_form_errors_are_shown_with_field_and_expectation(site: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{site}/login")
+        page.fill("#username", "doctor")
+        page.fill("#password", "correct horse battery")
+        page.click("button[type=submit]")
+        page.goto(f"{site}/patients/new")
+        page.fill("#id", "too-old")
+        page.fill("#age_years", "40")
+        page.click("#save")
+        problems = page.inner_text("#problems")
+        assert "age_years: got 40.0; expected an age of at most 25 years" in problems
+        browser.close()
+
+
+def test_researcher_sees_pseudonyms_and_cannot_write(site: str) -> None:
+    import httpx
+
+    with httpx.Client(base_url=site, follow_redirects=False) as client:
+        response = client.post("/login", data={"username": "analyst",
+                                               "password": "research only!"})
+        assert response.status_code == 303
+        listing = client.get("/patients").text
+        assert "dang-le-case-1-web" not in listing and "subject-" in listing
+        assert client.get("/patients/new").status_code == 403
+        assert client.post("/patients/new", data={"id": "x"}).status_code == 403
+        assert client.get("/patients/dang-le-case-1-web").status_code == 404
+    with httpx.Client(base_url=site, follow_redirects=False) as anonymous:
+        assert anonymous.get("/patients").status_code == 303  # to the login page
+    forged = {"imnm_session": "doctor|clinician|9999999999|forged"}
+    with httpx.Client(base_url=site, follow_redirects=False, cookies=forged) as forger:
+        assert forger.get("/patients").status_code == 303
