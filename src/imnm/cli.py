@@ -607,8 +607,10 @@ def demo(
     for path in example_files:
         store.save_patient(load_patient(path.read_text(encoding="utf-8")), account)
     typer.echo(f"3. registry with {len(example_files)} example children at {url}")
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "imnm"
+    program = sys.argv[0] if program == "imnm" and "/" in sys.argv[0] else "imnm"
     typer.echo("\nOpen the clinic's page:\n"
-               f"  imnm serve --insecure-development --registry {url}\n"
+               f"  {program} serve --insecure-development --registry {url}\n"
                f"  then browse http://127.0.0.1:8000/ and log in as {username} / {password}")
 
 
