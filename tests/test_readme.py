@@ -40,9 +40,26 @@ def test_readme_python_example_runs() -> None:
     assert run.stdout.strip().splitlines()[-1] == "True insufficient_data"
 
 
-def test_readme_cli_examples_run() -> None:
+def test_readme_cli_examples_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    course = "examples/case-series-2025-patient-1-course.json"
     for args in (["assess", "examples/jdm-classic.json", "--format", "markdown"],
-                 ["schema"], ["knowledge"]):
+                 ["schema"], ["knowledge"], ["plan", course],
+                 ["dose", "methotrexate", "--weight", "25", "--height", "125"],
+                 ["course", course, "--plot", str(tmp_path / "course.png")],
+                 ["evidence", "summary", "--with-cases", "--store", str(tmp_path / "store")],
+                 ["evidence", "compare", "--figure", str(tmp_path / "compare.png")]):
         run = subprocess.run([sys.executable, "-m", "imnm.cli", *args], cwd=ROOT,
                              capture_output=True, text=True, check=False)
         assert run.returncode == 0, (args, run.stderr)
+
+
+def test_quick_start_demo_runs_and_says_how_to_open_the_page(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run = subprocess.run([sys.executable, "-m", "imnm.cli", "demo", "--patients", "2000",
+                          "--folder", str(tmp_path / "demo")], cwd=ROOT,
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "screened 2,000 synthetic children on DuckDB" in run.stdout
+    assert "case-series patient 1: ENMC anti_hmgcr_imnm" in run.stdout
+    assert "registry with 11 example children" in run.stdout
+    assert "serve --insecure-development --registry sqlite:///" in run.stdout
+    assert "browse http://127.0.0.1:8000/ and log in as clinician-" in run.stdout
