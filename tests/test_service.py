@@ -5,8 +5,6 @@ schemathesis over the OpenAPI document."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ from imnm import load_patient
 from imnm.fhir import to_bundle
 from imnm.service.app import SERVICE_ID, create_app
 from imnm.service.security import TokenVerifier
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, live_uvicorn
 
 ISSUER = "https://ehr.example.org"
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -243,28 +241,10 @@ def test_service_refuses_to_start_without_authentication_unless_told() -> None:
         create_app()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live_server() -> Iterator[str]:
-    import uvicorn
-
-    port = _free_port()
-    config = uvicorn.Config(create_app(TokenVerifier({ISSUER: jwks()})), host="127.0.0.1",
-                            port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_uvicorn(create_app(TokenVerifier({ISSUER: jwks()}))) as base:
+        yield base
 
 
 def test_real_uvicorn_on_loopback(live_server: str) -> None:

@@ -5,9 +5,6 @@ classification and the plan, download the PDF; a screenshot is kept in tests/art
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import pytest
 
 from imnm.registry import Registry, migrate
 from imnm.service.app import create_app
+from tests.conftest import live_uvicorn
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -25,8 +23,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
-
     url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'registry.db'}"
     migrate(url)
     registry = Registry(url, secret="web-test")  # noqa: S106 - test pseudonym key
@@ -34,19 +30,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     registry.create_user("analyst", "research only!", "researcher")
     app = create_app(development=True, registry=registry,
                      web_secret="test-cookie-key")  # noqa: S106 - test key
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_uvicorn(app) as base:
+        yield base
     registry.close()
 
 
