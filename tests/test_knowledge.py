@@ -148,3 +148,15 @@ def test_knowledge_is_frozen() -> None:
     item = KB.eular_items["heliotrope_rash"]
     with pytest.raises(ValidationError):
         item.points_with_biopsy = 99  # type: ignore[misc]
+
+
+def test_patient_model_limits_match_the_cited_scales() -> None:
+    from imnm import patient
+
+    scales = KB.scales
+    assert patient.MMT8_MAX == scales["mmt8"].max
+    assert patient.CMAS_MAX == scales["cmas"].max
+    assert patient.CHAQ_MAX == scales["chaq"].max
+    assert patient.VAS_MAX == scales["vas"].max
+    assert scales["mrc"].max == 5
+    assert patient.MRS_MAX == scales["mrs"].max

@@ -131,6 +131,14 @@ class EularItem(Cited):
     says: str
     points_without_biopsy: float | None = None
     points_with_biopsy: float
+    onset_age_min: float | None = None
+    onset_age_max: float | None = None
+
+    def age_band_contains(self, age: float) -> bool:
+        """For an age item: whether onset at ``age`` falls in its band."""
+        low = self.onset_age_min if self.onset_age_min is not None else float("-inf")
+        high = self.onset_age_max if self.onset_age_max is not None else float("inf")
+        return low <= age < high
 
 
 class EularCategory(Cited):

@@ -44,11 +44,16 @@ def plot_course(patient: Patient, path: Path, *, refractory_since: dt.date | Non
         ax.axhline(uln, color="#b2182b", linestyle=":", linewidth=1)
         ax.annotate("upper limit", (visits[0].date, uln), color="#b2182b", fontsize=8,
                     xytext=(2, 2), textcoords="offset points")
+    from imnm.knowledge import load_knowledge
+
+    scales = load_knowledge().scales
     right = ax.twinx()
     drawn = False
-    for name, label, color, scale in (("mmt8", "MMT-8 (/80)", "#2166ac", 80.0),
-                                      ("cmas", "CMAS (/52)", "#4393c3", 52.0),
-                                      ("mrc_proximal", "proximal MRC (/5)", "#1b7837", 5.0)):
+    for name, label, color, scale in (
+            ("mmt8", f"MMT-8 (/{scales['mmt8'].max:g})", "#2166ac", scales["mmt8"].max),
+            ("cmas", f"CMAS (/{scales['cmas'].max:g})", "#4393c3", scales["cmas"].max),
+            ("mrc_proximal", f"proximal MRC (/{scales['mrc'].max:g})", "#1b7837",
+             scales["mrc"].max)):
         points = [(v.date, getattr(v, name) / scale * 100) for v in visits
                   if getattr(v, name) is not None]
         if points:

@@ -209,7 +209,6 @@ def _eular_items(patient: Patient, knowledge: Knowledge, ck: CkSummary
     skin = patient.extramuscular.skin
     no_skin = skin.any_skin_lesion is False
     onset_age = patient.onset_age_years()
-    limit = knowledge.juvenile.onset_age_limit_years
     symmetric = w.symmetric
 
     def symmetric_weak(weak: bool | None) -> bool | None:
@@ -227,8 +226,10 @@ def _eular_items(patient: Patient, knowledge: Knowledge, ck: CkSummary
     enzymes: bool | None = (True if any(enzyme_flags)
                             else False if all(f is False for f in enzyme_flags) else None)
     items: dict[str, bool | None] = {
-        "age_18_to_40": None if onset_age is None else limit <= onset_age < 40,
-        "age_40_or_more": None if onset_age is None else onset_age >= 40,
+        "age_18_to_40": None if onset_age is None
+        else knowledge.eular_items["age_18_to_40"].age_band_contains(onset_age),
+        "age_40_or_more": None if onset_age is None
+        else knowledge.eular_items["age_40_or_more"].age_band_contains(onset_age),
         "proximal_upper_weakness": symmetric_weak(w.proximal_upper_weak()),
         "proximal_lower_weakness": symmetric_weak(w.proximal_lower_weak()),
         "neck_flexor_predominance": w.neck_flexor_predominance(),

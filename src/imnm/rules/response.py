@@ -80,11 +80,13 @@ def _band_points(percent: float, bands: tuple[float, ...], points: tuple[float, 
     return points[-1]
 
 
-def _strength(visit: Visit) -> tuple[str, float, float] | None:
-    if visit.mmt8 is not None:
-        return "mmt8", visit.mmt8, 80.0
-    if visit.cmas is not None:
-        return "cmas", visit.cmas, 52.0
+def _strength(visit: Visit, knowledge: Knowledge) -> tuple[str, float, float] | None:
+    """The visit's strength score: instrument, value and the instrument's range."""
+    for name in ("mmt8", "cmas"):
+        value = getattr(visit, name)
+        if value is not None:
+            scale = knowledge.scales[name]
+            return name, float(value), scale.max - scale.min
     return None
 
 
@@ -103,7 +105,7 @@ def total_improvement_score(base: Visit, follow: Visit, knowledge: Knowledge,
 
     take("physician_global", base.physician_global, follow.physician_global, "vas")
     take("patient_global", base.patient_global, follow.patient_global, "vas")
-    sa, sb = _strength(base), _strength(follow)
+    sa, sb = _strength(base, knowledge), _strength(follow, knowledge)
     if sa is None or sb is None or sa[0] != sb[0]:
         missing.append("strength (MMT-8 or CMAS, the same instrument at both visits)")
     else:
@@ -149,11 +151,12 @@ def _strength_improved(base: Visit, follow: Visit, knowledge: Knowledge) -> bool
     """Improved beyond the TIS's zero-point band for strength (2% of the scale)."""
     no_change_edge = knowledge.measures["strength"].bands[0]
     pairs = []
-    sa, sb = _strength(base), _strength(follow)
+    sa, sb = _strength(base, knowledge), _strength(follow, knowledge)
     if sa and sb and sa[0] == sb[0]:
         pairs.append((sa[1], sb[1], sa[2]))
     if base.mrc_proximal is not None and follow.mrc_proximal is not None:
-        pairs.append((base.mrc_proximal, follow.mrc_proximal, 5.0))
+        mrc = knowledge.scales["mrc"]
+        pairs.append((base.mrc_proximal, follow.mrc_proximal, mrc.max - mrc.min))
     if not pairs:
         return None
     return any(100.0 * (b - a) / rng > no_change_edge for a, b, rng in pairs)
@@ -171,9 +174,12 @@ def _trend_text(patient: Patient, knowledge: Knowledge, visits: list[Visit]) -> 
             where = f"; {b / uln:.1f} x ULN at the last visit" if uln else ""
             lines.append(f"CK {a:,.0f} -> {b:,.0f} U/L{change} from {first.date} to "
                          f"{last.date}{where}")
-    for name, label in (("mmt8", "MMT-8 (0-80)"), ("cmas", "CMAS (0-52)"),
-                        ("mrc_proximal", "proximal MRC (0-5)"), ("mrs", "mRS (0-6)"),
-                        ("chaq", "CHAQ (0-3)")):
+    scales = knowledge.scales
+    for name, label in (("mmt8", f"MMT-8 (0-{scales['mmt8'].max:g})"),
+                        ("cmas", f"CMAS (0-{scales['cmas'].max:g})"),
+                        ("mrc_proximal", f"proximal MRC (0-{scales['mrc'].max:g})"),
+                        ("mrs", f"mRS (0-{scales['mrs'].max:g})"),
+                        ("chaq", f"CHAQ (0-{scales['chaq'].max:g})")):
         seen = [(v.date, getattr(v, name)) for v in visits if getattr(v, name) is not None]
         if len(seen) >= 2:
             lines.append(f"{label} {seen[0][1]:g} -> {seen[-1][1]:g} from {seen[0][0]} to "
