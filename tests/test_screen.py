@@ -120,6 +120,16 @@ def test_duckdb_and_spark_worklists_are_identical(population: dict[str, Path],
     assert on_spark.population == on_duckdb.population == N
 
 
+def test_tables_in_a_spark_session(population: dict[str, Path], spark: SparkEngine) -> None:
+    # A data team's session already holds the OMOP tables (here: temporary views).
+    for table in ("person", "concept", "condition_occurrence", "measurement", "drug_exposure"):
+        frame = spark.spark.read.parquet(str(population["parquet"] / f"{table}.parquet"))
+        frame.createOrReplaceTempView(table)
+    in_session = run_screen("omop", "spark:", engine=spark, as_of=synth.AS_OF)
+    from_files = run_screen("omop", str(population["parquet"]), as_of=synth.AS_OF)
+    assert in_session.rows == from_files.rows and len(in_session.rows) >= 10
+
+
 def test_missing_tables_make_children_not_assessable(population: dict[str, Path],
                                                      tmp_path: Path) -> None:
     folder = tmp_path / "omop"

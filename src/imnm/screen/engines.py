@@ -206,9 +206,15 @@ class SparkEngine:
         if location.startswith("spark:"):
             database = location.removeprefix("spark:") or None
             for entry in self.spark.catalog.listTables(database):
-                qualified = f"{database}.{entry.name}" if database else entry.name
-                self._register(entry.name.lower(), self.spark.table(qualified))
-                found[entry.name.lower()] = qualified
+                temporary = bool(entry.isTemporary)
+                qualified = entry.name if temporary or not database else \
+                    f"{database}.{entry.name}"
+                frame = self.spark.table(qualified)
+                name = entry.name.lower()
+                if not (temporary and name == entry.name
+                        and all(c == c.lower() for c in frame.columns)):
+                    self._register(name, frame)  # a session view already usable is kept
+                found[name] = qualified
             return found
         path = Path(location)
         if path.is_dir():
