@@ -114,3 +114,14 @@ def test_schema_command_prints_documented_json_schema() -> None:
     defs = schema["$defs"]
     assert "µkat/L" in defs["EnzymeResult"]["properties"]["unit"]["description"]
     assert set(defs["Biopsy"]["properties"]) >= {"necrosis", "mac", "p62", "mxa", "mhc_ii"}
+
+
+def test_common_spellings_of_results_and_sex() -> None:
+    p = load_patient({"id": "x", "sex": "F", "antibodies": {
+        "anti-HMGCR": "pos", "SRP": "-", "Jo-1": False, "Mi-2": "not done",
+        "MDA5": {"status": "Negative", "method": "elisa"}}})
+    assert p.sex.value == "female"
+    assert [p.antibodies[a].status.value for a in (Antibody.HMGCR, Antibody.SRP, Antibody.JO1,
+                                                   Antibody.MI2, Antibody.MDA5)] == [
+        "positive", "negative", "negative", "not_tested", "negative"]
+    assert load_patient({"id": "y", "sex": "boy"}).sex.value == "male"

@@ -371,6 +371,23 @@ class AntibodyResult(Model):
     date: dt.date | None = Field(None, description="Sample date.")
 
 
+_STATUS_ALIASES = {
+    "pos": "positive", "+": "positive", "detected": "positive", "present": "positive",
+    "neg": "negative", "-": "negative", "not detected": "negative", "absent": "negative",
+    "not done": "not_tested", "untested": "not_tested", "not tested": "not_tested",
+}
+
+
+def _status(value: object) -> object:
+    """Accept common spellings of a result: 'pos', '+', true, 'not done', ..."""
+    if isinstance(value, bool):
+        return "positive" if value else "negative"
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return _STATUS_ALIASES.get(text, text)
+    return value
+
+
 def _antibody_map(value: object) -> object:
     if not isinstance(value, Mapping):
         return value
@@ -379,8 +396,23 @@ def _antibody_map(value: object) -> object:
         if not isinstance(key, str):
             raise ValueError("antibody names as keys")
         name = parse_antibody(key).value
-        out[name] = {"status": result} if isinstance(result, str) else result
+        if isinstance(result, Mapping):
+            out[name] = {**result, "status": _status(result.get("status"))} \
+                if "status" in result else result
+        else:
+            out[name] = {"status": _status(result)}
     return out
+
+
+_SEX_ALIASES = {"f": "female", "girl": "female", "woman": "female", "m": "male",
+                "boy": "male", "man": "male"}
+
+
+def _sex(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return _SEX_ALIASES.get(text, text)
+    return value
 
 
 # --------------------------------------------------------------------------- clinical findings
@@ -740,7 +772,8 @@ class Patient(Model):
     as_of: dt.date | None = Field(
         None, description="Date the facts describe (default: today). Ages are computed at it."
     )
-    sex: Sex = Sex.unknown
+    sex: Annotated[Sex, BeforeValidator(_sex)] = Field(
+        Sex.unknown, description="female, male, other or unknown (F and M accepted).")
     birth_date: dt.date | None = None
     age_years: float | None = Field(None, ge=0, description="Age at `as_of`, if no birth date.")
     weight: WeightIn | None = Field(None, description="e.g. {'value': 31, 'unit': 'kg'}.")
