@@ -125,3 +125,11 @@ def test_common_spellings_of_results_and_sex() -> None:
                                                    Antibody.MI2, Antibody.MDA5)] == [
         "positive", "negative", "negative", "not_tested", "negative"]
     assert load_patient({"id": "y", "sex": "boy"}).sex.value == "male"
+
+
+def test_plain_numbers_and_labels_are_accepted() -> None:
+    p = load_patient({"id": "x", "ck": 7842, "diagnoses": ["muscular dystrophy"]})
+    assert p.ck[0].u_per_l == 7842 and p.ck[0].unit == "U/L"
+    assert p.diagnoses[0].label == "muscular dystrophy"
+    assert load_patient({"id": "y", "ck": [900, {"value": 2, "unit": "ukat/L"}]}
+                        ).ck[1].u_per_l == pytest.approx(120)

@@ -404,6 +404,27 @@ def _antibody_map(value: object) -> object:
     return out
 
 
+def _as_list(value: object) -> object:
+    return value if isinstance(value, list) or value is None else [value]
+
+
+def _ck_list(value: object) -> object:
+    """Accept a single result, and plain numbers (taken as U/L)."""
+    items = _as_list(value)
+    if isinstance(items, list):
+        return [{"value": v} if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for v in items]
+    return items
+
+
+def _diagnosis_list(value: object) -> object:
+    """Accept plain labels: ["limb-girdle muscular dystrophy"]."""
+    items = _as_list(value)
+    if isinstance(items, list):
+        return [{"label": v} if isinstance(v, str) else v for v in items]
+    return items
+
+
 _SEX_ALIASES = {"f": "female", "girl": "female", "woman": "female", "m": "male",
                 "boy": "male", "man": "male"}
 
@@ -780,7 +801,9 @@ class Patient(Model):
     height: HeightIn | None = Field(None, description="e.g. {'value': 138, 'unit': 'cm'}.")
     onset: Onset = Field(default_factory=Onset)
     weakness: Weakness = Field(default_factory=Weakness)
-    ck: list[EnzymeResult] = Field(default_factory=list, description="Creatine kinase results.")
+    ck: Annotated[list[EnzymeResult], BeforeValidator(_ck_list)] = Field(
+        default_factory=list,
+        description="Creatine kinase results (a plain number is taken as U/L).")
     other_enzymes: list[OtherEnzyme] = Field(default_factory=list)
     antibodies: Annotated[dict[Antibody, AntibodyResult], BeforeValidator(_antibody_map)] = (
         Field(
@@ -796,7 +819,8 @@ class Patient(Model):
     extramuscular: Extramuscular = Field(default_factory=Extramuscular)
     exposures: Exposures = Field(default_factory=Exposures)
     preceding_infection: PrecedingInfection = Field(default_factory=PrecedingInfection)
-    diagnoses: list[Diagnosis] = Field(default_factory=list)
+    diagnoses: Annotated[list[Diagnosis], BeforeValidator(_diagnosis_list)] = Field(
+        default_factory=list, description="Diagnosis labels (objects, or plain label text).")
     treatments: list[Treatment] = Field(default_factory=list)
     visits: list[Visit] = Field(default_factory=list, description="The course, visit by visit.")
     notes: str | None = Field(None, description="Free text; never logged or echoed in errors.")
