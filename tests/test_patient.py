@@ -133,3 +133,8 @@ def test_plain_numbers_and_labels_are_accepted() -> None:
     assert p.diagnoses[0].label == "muscular dystrophy"
     assert load_patient({"id": "y", "ck": [900, {"value": 2, "unit": "ukat/L"}]}
                         ).ck[1].u_per_l == pytest.approx(120)
+
+
+def test_table_1_slow_onset_reads_as_chronic() -> None:
+    assert load_patient({"id": "x", "onset": {"pattern": "Slow"}}).onset.pattern \
+        is OnsetPattern.chronic

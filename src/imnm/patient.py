@@ -711,6 +711,19 @@ class Treatment(Model):
         return self
 
 
+def _pattern(value: object) -> object:
+    """Accept the band names the literature uses (Table 1 writes "Slow" for chronic)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    from imnm.knowledge import load_knowledge  # deferred: knowledge imports this module
+
+    for band in load_knowledge().onset_bands:
+        if text in band.aliases:
+            return band.id
+    return text
+
+
 class Onset(Model):
     """First symptoms. The pattern is derived from ``date`` and ``presentation_date`` when
     both are given, and must then agree with ``pattern`` if that is given too."""
@@ -720,7 +733,8 @@ class Onset(Model):
     presentation_date: dt.date | None = Field(
         None, description="Date the child presented with the developed weakness."
     )
-    pattern: OnsetPattern | None = Field(None, description="acute/subacute/chronic/insidious.")
+    pattern: Annotated[OnsetPattern | None, BeforeValidator(_pattern)] = Field(
+        None, description="acute, subacute, chronic (Table 1's 'slow') or insidious.")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
