@@ -43,8 +43,6 @@ ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-POSITIVE = {"system": SNOMED, "code": "10828004", "display": "Positive"}
-NEGATIVE = {"system": SNOMED, "code": "260385009", "display": "Negative"}
 UCUM_UNITS = {"U/L": "U/L", "IU/L": "[IU]/L", "µkat/L": "ukat/L", "ukat/L": "ukat/L",
               "kg": "kg", "g": "g", "lb": "[lb_av]", "cm": "cm", "m": "m", "in": "[in_i]"}
 FROM_UCUM = {v: k for k, v in UCUM_UNITS.items()} | {"U/L": "U/L", "ukat/L": "µkat/L"}
@@ -96,6 +94,12 @@ def _codes_for(knowledge: Knowledge, set_name: str, concept: str) -> list[str]:
 
 def _quantity(value: float, unit: str) -> dict[str, Any]:
     return {"value": value, "unit": unit, "system": UCUM, "code": UCUM_UNITS.get(unit, unit)}
+
+
+def answer_coding(knowledge: Knowledge, answer: str) -> dict[str, str]:
+    """The SNOMED CT coding of a 'positive' or 'negative' laboratory answer."""
+    entry = knowledge.codes_in("answer", answer)[0]
+    return {"system": SNOMED, "code": entry.code, "display": entry.display}
 
 
 def _flatten(model: BaseModel, prefix: str) -> Iterator[tuple[str, Any]]:
@@ -214,8 +218,7 @@ def to_bundle(patient: Patient, knowledge: Knowledge | None = None) -> dict[str,
         ab_code["display"] = f"anti-{antibody.value} antibody"
         status = ab_result.status.value
         ab_value: dict[str, Any] = (
-            {"valueCodeableConcept": {"coding": [POSITIVE if status == "positive"
-                                                 else NEGATIVE]}}
+            {"valueCodeableConcept": {"coding": [answer_coding(kb, status)]}}
             if status != "not_tested" else
             {"dataAbsentReason": {"coding": [{"system": ABSENT, "code": "not-performed"}]}})
         ab_extra: dict[str, Any] = {}
@@ -630,9 +633,10 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
 
 def _answer(resource: Mapping[str, Any]) -> str | None:
     concept = resource.get("valueCodeableConcept") or {}
+    answers = {c.code: c.concept for c in load_knowledge().codes_in("answer")}
     for coding in _coding(concept):
-        if coding.get("system") == SNOMED and coding.get("code") in ("10828004", "260385009"):
-            return "positive" if coding["code"] == "10828004" else "negative"
+        if coding.get("system") == SNOMED and coding.get("code") in answers:
+            return answers[coding["code"]]
     text = str(concept.get("text") or next((c.get("display") for c in _coding(concept)
                                             if c.get("display")), "")).lower()
     if text in ("positive", "detected", "present"):

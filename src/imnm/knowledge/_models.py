@@ -169,7 +169,8 @@ class CodeEntry(Cited):
     """A code that belongs to a code set."""
 
     set: Literal["dystrophy", "myositis", "unexplained_myopathy", "drug_induced_myopathy",
-                 "ck", "enzyme", "antibody_test", "genetic_test", "vital", "drug"]
+                 "ck", "enzyme", "antibody_test", "genetic_test", "vital", "answer",
+                 "drug"]
     system: CodeSystem
     code: str
     match: Literal["exact", "prefix"] = "exact"

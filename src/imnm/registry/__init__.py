@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import create_engine, event, select
@@ -337,8 +336,3 @@ def _month_tolerant(data: dict[str, Any]) -> Patient:
     filled = fill(data)
     assert isinstance(filled, dict)  # noqa: S101
     return Patient.model_validate(filled)
-
-
-def default_url(path: Path | str = "imnm-registry.db") -> str:
-    """A SQLite URL for a file."""
-    return f"sqlite:///{Path(path)}"

@@ -20,9 +20,14 @@ _KIND_MARK = {
 _UNSURE = {"unconfirmed", "secondary", "heuristic", "derived"}
 
 
+def cite(source: str, status: str, rule_id: str | None = None) -> str:
+    """'[rule | source; status]', the status shown only when it is not 'confirmed'."""
+    mark = f"; {status}" if status in _UNSURE else ""
+    return f"[{rule_id + ' | ' if rule_id else ''}{source}{mark}]"
+
+
 def _cite(finding: Finding) -> str:
-    mark = f"; {finding.status.value}" if finding.status.value in _UNSURE else ""
-    return f"[{finding.rule_id} | {finding.source}{mark}]"
+    return cite(finding.source, finding.status.value, finding.rule_id)
 
 
 def _finding_lines(finding: Finding) -> list[str]:

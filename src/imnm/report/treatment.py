@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from imnm.dosing import ComputedDose
 from imnm.findings import Finding
+from imnm.report.text import cite as _cite
 from imnm.rules.response import CourseResult
 from imnm.rules.treatment import TreatmentPlan
-
-_UNSURE = {"unconfirmed", "secondary", "heuristic", "derived"}
-
-
-def _cite(source: str, status: str) -> str:
-    return f"[{source}{'; ' + status if status in _UNSURE else ''}]"
 
 
 def dose_lines(d: ComputedDose) -> list[str]:

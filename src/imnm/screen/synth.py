@@ -19,6 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imnm.fhir import answer_coding
+from imnm.knowledge import Knowledge, load_knowledge
+
 AS_OF = dt.date(2025, 6, 30)  # the synthetic population's "today"; screen with --as-of
 CK_LOINC, HMGCR_LOINC, SRP_LOINC, GENETIC_LOINC = "2157-6", "93493-5", "33921-8", "51969-4"
 RXNORM = {"prednisolone": "8638", "prednisone": "8640", "methotrexate": "6851",
@@ -282,7 +285,7 @@ def write_omop(children: Iterator[Child], path: Path) -> int:
 # --------------------------------------------------------------------------- FHIR
 
 
-def _fhir_lines(child: Child) -> dict[str, list[dict[str, object]]]:
+def _fhir_lines(child: Child, knowledge: Knowledge) -> dict[str, list[dict[str, object]]]:
     pid = str(child.person_id)
     ref = {"reference": f"Patient/{pid}"}
     out: dict[str, list[dict[str, object]]] = {
@@ -310,9 +313,8 @@ def _fhir_lines(child: Child) -> dict[str, list[dict[str, object]]]:
             if lab.high is not None:
                 obs["referenceRange"] = [{"high": {"value": lab.high, "unit": lab.unit}}]
         if lab.answer is not None:
-            code = "10828004" if lab.answer == "Positive" else "260385009"
-            obs["valueCodeableConcept"] = {"coding": [{
-                "system": "http://snomed.info/sct", "code": code, "display": lab.answer}]}
+            obs["valueCodeableConcept"] = {"coding": [answer_coding(knowledge,
+                                                                    lab.answer.lower())]}
         out["Observation"].append(obs)
     for i, (name, start, end) in enumerate(child.drugs):
         out["MedicationRequest"].append({
@@ -328,6 +330,7 @@ def _fhir_lines(child: Child) -> dict[str, list[dict[str, object]]]:
 
 def write_fhir(children: Iterator[Child], directory: Path, *, gzip_files: bool = False) -> int:
     """Write bulk-export NDJSON (one file per resource type) and truth.csv; return the count."""
+    knowledge = load_knowledge()
     directory.mkdir(parents=True, exist_ok=True)
     suffix = ".ndjson.gz" if gzip_files else ".ndjson"
     names = ("Patient", "Condition", "Observation", "MedicationRequest")
@@ -344,7 +347,7 @@ def write_fhir(children: Iterator[Child], directory: Path, *, gzip_files: bool =
                 n += 1
                 truth.write(f"{child.person_id},{child.category},"
                             f"{';'.join(EXPECTED[child.category])}\n")
-                for name, resources in _fhir_lines(child).items():
+                for name, resources in _fhir_lines(child, knowledge).items():
                     for resource in resources:
                         handles[name].write(json.dumps(resource, separators=(",", ":")) + "\n")
     finally:

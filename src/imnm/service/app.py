@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from imnm import __version__
 from imnm.assessment import assess
-from imnm.errors import InputError
+from imnm.errors import InputError, Problem
 from imnm.fhir import from_bundle, is_bundle
 from imnm.knowledge import load_knowledge
 from imnm.patient import load_patient
@@ -170,11 +170,11 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
     def patient_view(request: Request, call: HookRequest) -> Any:
         authenticate(request)
         if call.hook != "patient-view":
-            raise InputError([_problem("hook", "patient-view")])
+            raise InputError([Problem("hook", "", "patient-view")])
         try:
             context = PatientViewContext.model_validate(call.context)
         except ValidationError:
-            raise InputError([_problem("context", "userId and patientId")]) from None
+            raise InputError([Problem("context", "", "userId and patientId")]) from None
         prefetch = dict(call.prefetch or {})
         token = call.fhirAuthorization.access_token if call.fhirAuthorization else None
         missing = [k for k in PREFETCH if k not in prefetch]
@@ -226,9 +226,3 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
 
         mount_web(app, registry, web_secret)
     return app
-
-
-def _problem(field_name: str, expected: str) -> Any:
-    from imnm.errors import Problem
-
-    return Problem(field_name, "", expected)
