@@ -193,9 +193,14 @@ def test_worklist_files_and_aggregate_suppression(population: dict[str, Path],
 
     table = pq.read_table(write_worklist(result, tmp_path / "w.parquet"))
     assert table.num_rows == len(result.rows)
-    cells = {(a["tier"], a["sex"]): a["children"] for a in result.aggregate()}
+    rows = result.aggregate()
+    cells = {(a["tier"], a["sex"]): a["count"] for a in rows if a["section"] == "worklist"}
     assert all(v == "0" or v == "<10" or int(v) >= 10 for v in cells.values())
     assert "<10" in cells.values()
+    coverage = {a["item"]: int(a["count"]) for a in rows if a["section"] == "coverage"}
+    assert coverage["measurement.rows"] == coverage["measurement.in_code_set"] + coverage[
+        "measurement.outside_every_set"] + coverage["measurement.concept_id_0"] + coverage[
+        "measurement.concept_not_in_vocabulary"]
     with pytest.raises(ValueError, match=r"expected \.csv or \.parquet"):
         write_worklist(result, tmp_path / "w.txt")
 

@@ -384,14 +384,25 @@ def screen(
     omop: Annotated[str | None, typer.Option(
         "--omop", help="OMOP CDM: a DuckDB file, a folder of Parquet/CSV, or spark:<db>.")
     ] = None,
-    fhir: Annotated[Path | None, typer.Option("--fhir", help="Folder of bulk FHIR NDJSON.")
-                    ] = None,
+    fhir: Annotated[Path | None, typer.Option(
+        "--fhir", help="Folder of bulk FHIR NDJSON (or of FHIR Bundles, *.json[.gz]).")
+    ] = None,
+    cdm_schema: Annotated[str | None, typer.Option(
+        "--cdm-schema", help="Schema of the CDM tables in the DuckDB file (or Spark database); "
+        "default: the schema holding PERSON.")] = None,
+    vocab: Annotated[str | None, typer.Option(
+        "--vocab", help="Vocabulary tables (CONCEPT, CONCEPT_ANCESTOR, CONCEPT_RELATIONSHIP) "
+        "elsewhere: a schema of the --omop DuckDB file, a folder, or a DuckDB file.")] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="JSON report: tiers, missing inputs, notes and the coverage counts.")
+    ] = None,
     engine: Annotated[EngineName, typer.Option("--engine", help="duckdb (default) or spark.")
                       ] = EngineName.duckdb,
     out: Annotated[Path | None, typer.Option("--out", help="Worklist file, .csv or .parquet.")
                    ] = None,
     aggregate: Annotated[Path | None, typer.Option(
-        "--aggregate", help="Counts per tier and sex as CSV, counts under 10 suppressed.")
+        "--aggregate", help="Counts per tier and sex as CSV (under 10 suppressed), with the "
+        "coverage counts.")
     ] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Screen date YYYY-MM-DD "
                                               "(default today).")] = None,
@@ -434,7 +445,7 @@ def screen(
         try:
             result = run_screen("omop" if omop else "fhir", omop or str(fhir),
                                 engine=engine_obj, engine_name=engine.value, as_of=when,
-                                progress=step)
+                                progress=step, cdm_schema=cdm_schema, vocab=vocab)
         finally:
             if engine_obj is not None:
                 engine_obj.close()
@@ -449,7 +460,8 @@ def screen(
             raise typer.Exit(EXIT_BAD_INPUT) from None
     if aggregate is not None:
         with aggregate.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["tier", "sex", "children"])
+            writer = csv.DictWriter(handle, fieldnames=["section", "tier", "sex", "item",
+                                                        "count"])
             writer.writeheader()
             writer.writerows(result.aggregate())
     table = Table(title=f"imnm worklist: {result.population:,} children screened "
@@ -475,6 +487,24 @@ def screen(
         out_console.print(f"[yellow]not assessable: missing {missing}[/]")
     for note in result.notes:
         out_console.print(f"note: {note}")
+    read = Table(title="what the screen read (records)", title_justify="left")
+    for column in ("input", "count", "what"):
+        read.add_column(column)
+    for line in sorted(result.coverage, key=lambda c: (not c.unread, c.input, c.item)):
+        if line.count or line.item in ("rows", "in_code_set"):
+            read.add_row(line.input, f"{line.count:,}",
+                         f"[yellow]{line.meaning}[/]" if line.unread else line.meaning)
+    out_console.print(read)
+    if not result.rows:
+        unread = sum(c.count for c in result.unread())
+        out_console.print("no child listed: nobody matched among what was read"
+                          + (f"; {unread:,} records could not be read or used (above)"
+                             if unread else ""))
+    if report is not None:
+        import json
+
+        report.write_text(json.dumps(result.report(), indent=2) + "\n", encoding="utf-8")
+        out_console.print(f"report: {report}")
     if out is not None:
         out_console.print(f"worklist: {out}")
 

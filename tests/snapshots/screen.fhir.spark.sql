@@ -9,79 +9,191 @@ CREATE OR REPLACE TEMPORARY VIEW imnm_codes AS
 SELECT
   *
 FROM VALUES
-  ('dystrophy', 'icd10cm', 'G71.00', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.01', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.02', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.031', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.032', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.033', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.0340', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.0341', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.0342', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.0349', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.035', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.038', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.039', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.09', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.0', 'prefix', NULL),
-  ('dystrophy', 'snomedct', '73297009', 'exact', NULL),
-  ('dystrophy', 'snomedct', '76670001', 'exact', NULL),
-  ('dystrophy', 'snomedct', '387732009', 'exact', NULL),
-  ('dystrophy', 'snomedct', '399091004', 'exact', NULL),
-  ('dystrophy', 'snomedct', '240046001', 'exact', NULL),
-  ('dystrophy', 'snomedct', '240054004', 'exact', NULL),
-  ('dystrophy', 'snomedct', '240067001', 'exact', NULL),
-  ('dystrophy', 'snomedct', '78468005', 'exact', NULL),
-  ('dystrophy', 'snomedct', '715341003', 'exact', NULL),
-  ('dystrophy', 'snomedct', '718179003', 'exact', NULL),
-  ('dystrophy', 'snomedct', '718176005', 'exact', NULL),
-  ('dystrophy', 'snomedct', '715340002', 'exact', NULL),
-  ('dystrophy', 'snomedct', '718850008', 'exact', NULL),
-  ('dystrophy', 'snomedct', '719985001', 'exact', NULL),
-  ('dystrophy', 'snomedct', '718178006', 'exact', NULL),
-  ('dystrophy', 'snomedct', '77097004', 'exact', NULL),
-  ('dystrophy', 'snomedct', '58795000', 'exact', NULL),
-  ('myositis', 'icd10cm', 'M33.00', 'exact', 'jdm'),
-  ('myositis', 'icd10cm', 'M33.01', 'exact', 'jdm'),
-  ('myositis', 'icd10cm', 'M33.02', 'exact', 'jdm'),
-  ('myositis', 'icd10cm', 'M33.03', 'exact', 'jdm'),
-  ('myositis', 'icd10cm', 'M33.09', 'exact', 'jdm'),
-  ('myositis', 'icd10cm', 'M33.20', 'exact', 'polymyositis'),
-  ('myositis', 'icd10cm', 'M33.21', 'exact', 'polymyositis'),
-  ('myositis', 'icd10cm', 'M33.22', 'exact', 'polymyositis'),
-  ('myositis', 'icd10cm', 'M33.29', 'exact', 'polymyositis'),
-  ('myositis', 'icd10cm', 'G72.41', 'exact', 'ibm'),
-  ('myositis', 'icd10cm', 'G72.49', 'exact', 'imnm_or_other_inflammatory'),
-  ('myositis', 'icd10cm', 'M33.1', 'prefix', 'dm'),
-  ('myositis', 'icd10cm', 'M33.9', 'prefix', 'dm'),
-  ('unexplained_myopathy', 'icd10cm', 'G72.9', 'exact', NULL),
-  ('unexplained_myopathy', 'icd10cm', 'G72.89', 'exact', NULL),
-  ('unexplained_myopathy', 'icd10cm', 'R74.8', 'exact', NULL),
-  ('ck', 'loinc', '2157-6', 'exact', 'ck'),
-  ('antibody_test', 'loinc', '93493-5', 'exact', 'HMGCR'),
-  ('antibody_test', 'loinc', '33921-8', 'exact', 'SRP'),
-  ('antibody_test', 'loinc', '53011-3', 'exact', 'SRP'),
-  ('drug', 'rxnorm', '8638', 'exact', 'prednisolone'),
-  ('drug', 'rxnorm', '8640', 'exact', 'prednisone'),
-  ('drug', 'rxnorm', '6902', 'exact', 'methylprednisolone'),
-  ('drug', 'rxnorm', '6851', 'exact', 'methotrexate'),
-  ('drug', 'rxnorm', '5666', 'exact', 'ivig'),
-  ('drug', 'rxnorm', '1426680', 'exact', 'ivig'),
-  ('drug', 'rxnorm', '121191', 'exact', 'rituximab'),
-  ('drug', 'rxnorm', '3002', 'exact', 'cyclophosphamide'),
-  ('drug', 'rxnorm', '1256', 'exact', 'azathioprine'),
-  ('drug', 'rxnorm', '68149', 'exact', 'mycophenolate_mofetil'),
-  ('drug', 'rxnorm', '7145', 'exact', 'mycophenolate_mofetil'),
-  ('drug', 'rxnorm', '42316', 'exact', 'tacrolimus'),
-  ('drug', 'rxnorm', '3008', 'exact', 'cyclosporine'),
-  ('drug', 'rxnorm', '83367', 'exact', 'statin'),
-  ('drug', 'rxnorm', '36567', 'exact', 'statin'),
-  ('drug', 'rxnorm', '301542', 'exact', 'statin'),
-  ('drug', 'rxnorm', '42463', 'exact', 'statin'),
-  ('drug', 'rxnorm', '6472', 'exact', 'statin'),
-  ('drug', 'rxnorm', '41127', 'exact', 'statin'),
-  ('drug', 'rxnorm', '861634', 'exact', 'statin'),
-  ('genetic_test', 'loinc', '51969-4', 'exact', NULL) AS v(set_name, system, code, match_kind, concept);
+  ('dystrophy', 'icd10cm', 'G71.00', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.01', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.02', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.031', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.032', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.033', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.0340', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.0341', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.0342', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.0349', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.035', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.038', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.039', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.09', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.0', 'prefix', NULL, 'code'),
+  ('dystrophy', 'snomedct', '73297009', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '76670001', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '387732009', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '399091004', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '240046001', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '240054004', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '240067001', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '78468005', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '715341003', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '718179003', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '718176005', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '715340002', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '718850008', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '719985001', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '718178006', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '77097004', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '58795000', 'exact', NULL, 'code'),
+  ('myositis', 'icd10cm', 'M33.00', 'exact', 'jdm', 'code'),
+  ('myositis', 'icd10cm', 'M33.01', 'exact', 'jdm', 'code'),
+  ('myositis', 'icd10cm', 'M33.02', 'exact', 'jdm', 'code'),
+  ('myositis', 'icd10cm', 'M33.03', 'exact', 'jdm', 'code'),
+  ('myositis', 'icd10cm', 'M33.09', 'exact', 'jdm', 'code'),
+  ('myositis', 'icd10cm', 'M33.20', 'exact', 'polymyositis', 'code'),
+  ('myositis', 'icd10cm', 'M33.21', 'exact', 'polymyositis', 'code'),
+  ('myositis', 'icd10cm', 'M33.22', 'exact', 'polymyositis', 'code'),
+  ('myositis', 'icd10cm', 'M33.29', 'exact', 'polymyositis', 'code'),
+  ('myositis', 'icd10cm', 'G72.41', 'exact', 'ibm', 'code'),
+  ('myositis', 'icd10cm', 'G72.49', 'exact', 'imnm_or_other_inflammatory', 'code'),
+  ('myositis', 'icd10cm', 'M33.1', 'prefix', 'dm', 'code'),
+  ('myositis', 'icd10cm', 'M33.9', 'prefix', 'dm', 'code'),
+  ('unexplained_myopathy', 'icd10cm', 'G72.9', 'exact', NULL, 'code'),
+  ('unexplained_myopathy', 'icd10cm', 'G72.89', 'exact', NULL, 'code'),
+  ('unexplained_myopathy', 'icd10cm', 'R74.8', 'exact', NULL, 'code'),
+  ('ck', 'loinc', '2157-6', 'exact', 'ck', 'code'),
+  ('antibody_test', 'loinc', '93493-5', 'exact', 'HMGCR', 'code'),
+  ('antibody_test', 'loinc', '33921-8', 'exact', 'SRP', 'code'),
+  ('antibody_test', 'loinc', '53011-3', 'exact', 'SRP', 'code'),
+  ('genetic_test', 'loinc', '51969-4', 'exact', NULL, 'code'),
+  ('drug', 'rxnorm', '8638', 'exact', 'prednisolone', 'ingredient'),
+  ('drug', 'rxnorm', '8640', 'exact', 'prednisone', 'ingredient'),
+  ('drug', 'rxnorm', '6902', 'exact', 'methylprednisolone', 'ingredient'),
+  ('drug', 'rxnorm', '6851', 'exact', 'methotrexate', 'ingredient'),
+  ('drug', 'rxnorm', '5666', 'exact', 'ivig', 'ingredient'),
+  ('drug', 'rxnorm', '1426680', 'exact', 'ivig', 'ingredient'),
+  ('drug', 'rxnorm', '121191', 'exact', 'rituximab', 'ingredient'),
+  ('drug', 'rxnorm', '3002', 'exact', 'cyclophosphamide', 'ingredient'),
+  ('drug', 'rxnorm', '1256', 'exact', 'azathioprine', 'ingredient'),
+  ('drug', 'rxnorm', '68149', 'exact', 'mycophenolate_mofetil', 'ingredient'),
+  ('drug', 'rxnorm', '7145', 'exact', 'mycophenolate_mofetil', 'ingredient'),
+  ('drug', 'rxnorm', '42316', 'exact', 'tacrolimus', 'ingredient'),
+  ('drug', 'rxnorm', '3008', 'exact', 'cyclosporine', 'ingredient'),
+  ('drug', 'rxnorm', '83367', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '36567', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '301542', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '42463', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '6472', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '41127', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '861634', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '312617', 'exact', 'prednisone', 'product'),
+  ('drug', 'rxnorm', '312615', 'exact', 'prednisone', 'product'),
+  ('drug', 'rxnorm', '105585', 'exact', 'methotrexate', 'product'),
+  ('drug', 'rxnorm', '105586', 'exact', 'methotrexate', 'product'),
+  ('drug', 'rxnorm', '1734919', 'exact', 'cyclophosphamide', 'product'),
+  ('drug', 'rxnorm', '241834', 'exact', 'cyclosporine', 'product'),
+  ('drug', 'rxnorm', '835900', 'exact', 'cyclosporine', 'product'),
+  ('drug', 'rxnorm', '259255', 'exact', 'statin', 'product'),
+  ('drug', 'rxnorm', '312961', 'exact', 'statin', 'product'),
+  ('drug', 'rxnorm', '314231', 'exact', 'statin', 'product'),
+  ('drug', 'rxnorm', '316672', 'exact', 'statin', 'product') AS v(set_name, system, code, match_kind, concept, how);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_product_concepts AS
+SELECT
+  *
+FROM VALUES
+  (1551192, 'prednisone'),
+  (1551170, 'prednisone'),
+  (19007332, 'methotrexate'),
+  (19007333, 'methotrexate'),
+  (35606514, 'cyclophosphamide'),
+  (19010522, 'cyclosporine'),
+  (19134077, 'cyclosporine'),
+  (1545959, 'statin'),
+  (1539411, 'statin'),
+  (1539463, 'statin'),
+  (1539464, 'statin') AS v(concept_id, concept);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_hierarchy AS
+SELECT
+  *
+FROM VALUES
+  ('Maps to'),
+  ('Consists of'),
+  ('RxNorm has ing'),
+  ('Is a'),
+  ('Tradename of') AS v(relationship_id);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_value_concepts AS
+SELECT
+  *
+FROM VALUES
+  (9191, 'positive'),
+  (45884084, 'positive'),
+  (4126681, 'positive'),
+  (45877985, 'positive'),
+  (4181412, 'positive'),
+  (45879438, 'positive'),
+  (9189, 'negative'),
+  (45878583, 'negative'),
+  (9190, 'negative') AS v(concept_id, answer);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_answer_codes AS
+SELECT
+  *
+FROM VALUES
+  ('snomedct', '10828004', 'positive'),
+  ('snomedct', '260385009', 'negative'),
+  ('loinc', 'LA6576-8', 'positive'),
+  ('loinc', 'LA6577-6', 'negative') AS v(system, code, answer);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_interpretations AS
+SELECT
+  *
+FROM VALUES
+  ('POS', 'positive'),
+  ('DET', 'positive'),
+  ('H', 'positive'),
+  ('HH', 'positive'),
+  ('A', 'positive'),
+  ('NEG', 'negative'),
+  ('ND', 'negative'),
+  ('N', 'negative') AS v(code, answer);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_answer_words AS
+SELECT
+  *
+FROM VALUES
+  ('positive', 'positive'),
+  ('pos', 'positive'),
+  ('detected', 'positive'),
+  ('present', 'positive'),
+  ('positive (qualifier value)', 'positive'),
+  ('negative', 'negative'),
+  ('neg', 'negative'),
+  ('not detected', 'negative'),
+  ('absent', 'negative'),
+  ('negative (qualifier value)', 'negative') AS v(text, answer);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_drug_names AS
+SELECT
+  *
+FROM VALUES
+  ('atorvastatin', 'statin'),
+  ('azathioprine', 'azathioprine'),
+  ('cyclophosphamide', 'cyclophosphamide'),
+  ('cyclosporine', 'cyclosporine'),
+  ('fluvastatin', 'statin'),
+  ('immunoglobulin g', 'ivig'),
+  ('lovastatin', 'statin'),
+  ('methotrexate', 'methotrexate'),
+  ('methylprednisolone', 'methylprednisolone'),
+  ('mycophenolate mofetil', 'mycophenolate_mofetil'),
+  ('mycophenolic acid', 'mycophenolate_mofetil'),
+  ('pitavastatin', 'statin'),
+  ('pravastatin', 'statin'),
+  ('prednisolone', 'prednisolone'),
+  ('prednisone', 'prednisone'),
+  ('rituximab', 'rituximab'),
+  ('rosuvastatin', 'statin'),
+  ('simvastatin', 'statin'),
+  ('tacrolimus', 'tacrolimus') AS v(name, concept);
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_vocabulary AS
 SELECT
@@ -105,16 +217,15 @@ CREATE OR REPLACE TEMPORARY VIEW imnm_unit_factors AS
 SELECT
   *
 FROM VALUES
-  ('IU/L', 1.0),
-  ('IU/l', 1.0),
-  ('U/L', 1.0),
-  ('U/l', 1.0),
-  ('[IU]/L', 1.0),
-  ('u/L', 1.0),
-  ('ukat/L', 60.0),
-  ('ukat/l', 60.0),
-  ('µkat/L', 60.0),
-  ('μkat/L', 60.0) AS v(unit, factor);
+  ('[iu]/l', 'IU/L', 1.0),
+  ('[u]/l', 'U/L', 1.0),
+  ('iu/l', 'IU/L', 1.0),
+  ('u/l', 'U/L', 1.0),
+  ('ukat/l', 'ukat/L', 60.0),
+  ('unit/l', 'U/L', 1.0),
+  ('units/l', 'U/L', 1.0),
+  ('µkat/l', 'µkat/L', 60.0),
+  ('μkat/l', 'µkat/L', 60.0) AS v(spelling, unit, factor);
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_ck_bands AS
 SELECT
@@ -160,10 +271,16 @@ FROM VALUES
 /* imnm screen, staging from FHIR R4 bulk NDJSON (DuckDB dialect; transpiled to Spark SQL). */
 /* Reads the raw resource views fhir_patient, fhir_condition, fhir_observation, */
 /* fhir_medicationrequest and fhir_medicationadministration (one row per NDJSON line, schema */
-/* in sources.py) and writes the same canonical views as the OMOP staging. */
+/* in sources.py) and writes the same canonical views as the OMOP staging, plus imnm_coverage. */
 /* Conditions: refuted and entered-in-error are left out; resolved, inactive and remission */
 /* are kept but not active. Observations: entered-in-error and cancelled are left out. Dates: */
-/* the first ten characters of a dateTime. */
+/* the first ten characters of a dateTime. References: the id after the last '/' or ':', so */
+/* 'Patient/123', 'urn:uuid:123' and 'https://ehr/fhir/Patient/123' all name patient 123. */
+/* Medications: RxNorm ingredients and the products of results.toml; a medication none of */
+/* whose codings is known is matched, as a stated fallback, by an ingredient's name as a whole */
+/* word of its text or display (counted in imnm_coverage). */
+/* Results: a coded answer (SNOMED CT / LOINC answer codes, or the whole text), else an HL7 */
+/* interpretation code, else the number against the result's own reference range. */
 CREATE OR REPLACE TEMPORARY VIEW imnm_person AS
 SELECT
   p.id AS person_id,
@@ -173,10 +290,11 @@ FROM fhir_patient AS p
 WHERE
   NOT p.id IS NULL;
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_condition AS
+CREATE OR REPLACE TEMPORARY VIEW imnm_condition_codings AS
 WITH codings AS (
   SELECT
-    REPLACE(c.subject.reference, 'Patient/', '') AS person_id,
+    c.id AS resource_id,
+    REGEXP_EXTRACT(c.subject.reference, '([^/:]+)$') AS person_id,
     cd.system AS uri,
     cd.code AS code,
     TRY_CAST(SUBSTRING(COALESCE(c.onsetDateTime, c.recordedDate), 1, 10) AS DATE) AS start_date,
@@ -187,26 +305,66 @@ WITH codings AS (
   WHERE
     NOT COALESCE(c.verificationStatus.coding[0].code, 'confirmed') IN ('refuted', 'entered-in-error')
 )
-SELECT DISTINCT
+SELECT
+  x.resource_id,
   x.person_id,
   s.system,
   x.code,
   x.start_date,
   x.active
 FROM codings AS x
-JOIN imnm_fhir_system AS s
+LEFT JOIN imnm_fhir_system AS s
   ON s.uri = x.uri;
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_measurement AS
+CREATE OR REPLACE TEMPORARY VIEW imnm_condition AS
+SELECT DISTINCT
+  x.person_id,
+  k.set_name,
+  k.concept,
+  x.code,
+  x.start_date,
+  x.active
+FROM imnm_condition_codings AS x
+JOIN imnm_codes AS k
+  ON k.system = x.system AND k.code = x.code
+WHERE
+  k.match_kind = 'exact'
+  AND k.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
+UNION
+SELECT DISTINCT
+  x.person_id,
+  k.set_name,
+  k.concept,
+  x.code,
+  x.start_date,
+  x.active
+FROM imnm_condition_codings AS x
+JOIN imnm_codes AS k
+  ON k.system = x.system AND SUBSTRING(x.code, 1, LENGTH(k.code)) = k.code
+WHERE
+  k.match_kind = 'prefix'
+  AND k.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis');
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_observation_codings AS
 WITH codings AS (
   SELECT
-    REPLACE(o.subject.reference, 'Patient/', '') AS person_id,
+    o.id AS resource_id,
+    REGEXP_EXTRACT(o.subject.reference, '([^/:]+)$') AS person_id,
     cd.system AS uri,
     cd.code AS code,
     o.valueQuantity.value AS value,
-    COALESCE(o.valueQuantity.unit, o.valueQuantity.code) AS unit,
+    LOWER(TRIM(COALESCE(o.valueQuantity.code, o.valueQuantity.unit))) AS unit_text,
     o.referenceRange[0].high.value AS range_high,
-    LOWER(COALESCE(o.valueCodeableConcept.text, o.valueCodeableConcept.coding[0].display)) AS answer,
+    LOWER(
+      TRIM(
+        REPLACE(
+          COALESCE(o.valueCodeableConcept.text, o.valueCodeableConcept.coding[0].display, o.valueString),
+          CHR(  8203),
+          ''
+        )
+      )
+    ) AS answer_text,
+    o.interpretation[0].coding[0].code AS interpretation,
     TRY_CAST(SUBSTRING(o.effectiveDateTime, 1, 10) AS DATE) AS date
   FROM fhir_observation AS o
   LATERAL VIEW
@@ -215,67 +373,393 @@ WITH codings AS (
     NOT COALESCE(o.status, 'final') IN ('entered-in-error', 'cancelled')
 )
 SELECT
+  x.resource_id,
   x.person_id,
   s.system,
   x.code,
   x.value,
-  x.unit,
+  x.unit_text,
   x.range_high,
-  CASE
-    WHEN x.answer IN ('positive', 'detected', 'present')
-    THEN 'positive'
-    WHEN x.answer IN ('negative', 'not detected', 'absent')
-    THEN 'negative'
-    ELSE NULL
-  END AS result,
+  x.answer_text,
+  x.interpretation,
   x.date
 FROM codings AS x
-JOIN imnm_fhir_system AS s
+LEFT JOIN imnm_fhir_system AS s
   ON s.uri = x.uri;
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_drug AS
-WITH requests AS (
+CREATE OR REPLACE TEMPORARY VIEW imnm_observation_answers AS
+WITH codings AS (
   SELECT
-    REPLACE(r.subject.reference, 'Patient/', '') AS person_id,
-    cd.system AS uri,
-    cd.code AS code,
-    TRY_CAST(SUBSTRING(COALESCE(r.dispenseRequest.validityPeriod.start, r.authoredOn), 1, 10) AS DATE) AS start_date,
-    TRY_CAST(SUBSTRING(r.dispenseRequest.validityPeriod.`end`, 1, 10) AS DATE) AS end_date
-  FROM fhir_medicationrequest AS r
+    o.id AS resource_id,
+    vc.system AS uri,
+    vc.code AS code
+  FROM fhir_observation AS o
   LATERAL VIEW
-  EXPLODE(r.medicationCodeableConcept.coding) t AS cd
-  WHERE
-    NOT COALESCE(r.status, 'active') IN ('entered-in-error', 'cancelled', 'draft')
-), administrations AS (
-  SELECT
-    REPLACE(a.subject.reference, 'Patient/', '') AS person_id,
-    cd.system AS uri,
-    cd.code AS code,
-    TRY_CAST(SUBSTRING(COALESCE(a.effectivePeriod.start, a.effectiveDateTime), 1, 10) AS DATE) AS start_date,
-    TRY_CAST(SUBSTRING(COALESCE(a.effectivePeriod.`end`, a.effectiveDateTime), 1, 10) AS DATE) AS end_date
-  FROM fhir_medicationadministration AS a
-  LATERAL VIEW
-  EXPLODE(a.medicationCodeableConcept.coding) t AS cd
-  WHERE
-    NOT COALESCE(a.status, 'completed') IN ('entered-in-error', 'not-done')
-), given AS (
-  SELECT
-    *
-  FROM requests
-  UNION ALL
-  SELECT
-    *
-  FROM administrations
+  EXPLODE(o.valueCodeableConcept.coding) t AS vc
 )
 SELECT
-  x.person_id,
-  s.system,
-  x.code,
-  x.start_date,
-  x.end_date
-FROM given AS x
+  x.resource_id,
+  CASE WHEN MIN(a.answer) = MAX(a.answer) THEN MIN(a.answer) END AS answer
+FROM codings AS x
 JOIN imnm_fhir_system AS s
-  ON s.uri = x.uri;
+  ON s.uri = x.uri
+JOIN imnm_answer_codes AS a
+  ON a.system = s.system AND a.code = x.code
+GROUP BY
+  x.resource_id;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_measurement AS
+WITH hits AS (
+  SELECT
+    x.*,
+    k.set_name,
+    k.concept
+  FROM imnm_observation_codings AS x
+  JOIN imnm_codes AS k
+    ON k.system = x.system AND k.code = x.code
+  WHERE
+    k.match_kind = 'exact' AND k.set_name IN ('ck', 'antibody_test', 'genetic_test')
+), coded AS (
+  SELECT
+    h.*,
+    f.unit,
+    f.factor,
+    COALESCE(a.answer, w.answer, i.answer) AS coded_answer,
+    CASE
+      WHEN NOT a.answer IS NULL OR NOT w.answer IS NULL
+      THEN 'coded'
+      WHEN NOT i.answer IS NULL
+      THEN 'interpretation'
+    END AS coded_basis
+  FROM hits AS h
+  LEFT JOIN imnm_unit_factors AS f
+    ON f.spelling = h.unit_text
+  LEFT JOIN imnm_observation_answers AS a
+    ON a.resource_id = h.resource_id
+  LEFT JOIN imnm_answer_words AS w
+    ON w.text = h.answer_text
+  LEFT JOIN imnm_interpretations AS i
+    ON i.code = h.interpretation
+)
+SELECT
+  person_id,
+  set_name,
+  concept,
+  code,
+  CAST(value AS DOUBLE) AS value,
+  unit,
+  factor,
+  CAST(range_high AS DOUBLE) AS range_high,
+  CASE
+    WHEN set_name = 'ck'
+    THEN NULL
+    WHEN NOT coded_answer IS NULL
+    THEN coded_answer
+    WHEN NOT value IS NULL AND NOT range_high IS NULL AND value > range_high
+    THEN 'positive'
+    WHEN NOT value IS NULL AND NOT range_high IS NULL
+    THEN 'negative'
+  END AS result,
+  CASE
+    WHEN set_name = 'ck'
+    THEN NULL
+    WHEN NOT coded_answer IS NULL
+    THEN coded_basis
+    WHEN NOT value IS NULL AND NOT range_high IS NULL
+    THEN 'reference_range'
+  END AS result_basis,
+  date
+FROM coded;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_medications AS
+SELECT
+  r.id AS resource_id,
+  REGEXP_EXTRACT(r.subject.reference, '([^/:]+)$') AS person_id,
+  r.medicationCodeableConcept AS medication,
+  TRY_CAST(SUBSTRING(COALESCE(r.dispenseRequest.validityPeriod.start, r.authoredOn), 1, 10) AS DATE) AS start_date,
+  TRY_CAST(SUBSTRING(r.dispenseRequest.validityPeriod.`end`, 1, 10) AS DATE) AS end_date
+FROM fhir_medicationrequest AS r
+WHERE
+  NOT COALESCE(r.status, 'active') IN ('entered-in-error', 'cancelled', 'draft')
+UNION ALL
+SELECT
+  a.id AS resource_id,
+  REGEXP_EXTRACT(a.subject.reference, '([^/:]+)$') AS person_id,
+  a.medicationCodeableConcept AS medication,
+  TRY_CAST(SUBSTRING(COALESCE(a.effectivePeriod.start, a.effectiveDateTime), 1, 10) AS DATE) AS start_date,
+  TRY_CAST(SUBSTRING(COALESCE(a.effectivePeriod.`end`, a.effectiveDateTime), 1, 10) AS DATE) AS end_date
+FROM fhir_medicationadministration AS a
+WHERE
+  NOT COALESCE(a.status, 'completed') IN ('entered-in-error', 'not-done');
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_drug_matches AS
+WITH codings AS (
+  SELECT
+    m.resource_id,
+    m.person_id,
+    cd.system AS uri,
+    cd.code AS code,
+    m.start_date,
+    m.end_date
+  FROM imnm_medications AS m
+  LATERAL VIEW
+  EXPLODE(m.medication.coding) t AS cd
+), coded AS (
+  SELECT
+    x.resource_id,
+    x.person_id,
+    k.concept,
+    x.code,
+    k.how,
+    x.start_date,
+    x.end_date
+  FROM codings AS x
+  JOIN imnm_fhir_system AS s
+    ON s.uri = x.uri
+  JOIN imnm_codes AS k
+    ON k.system = s.system AND k.code = x.code
+  WHERE
+    k.set_name = 'drug'
+), by_text AS (
+  SELECT
+    m.resource_id,
+    m.person_id,
+    n.concept,
+    n.name AS code,
+    'display_text' AS how,
+    m.start_date,
+    m.end_date
+  FROM imnm_medications AS m
+  JOIN imnm_drug_names AS n
+    ON (
+      ' ' || REGEXP_REPLACE(
+        LOWER(COALESCE(m.medication.text, m.medication.coding[0].display)),
+        '[^a-z0-9]+',
+        ' '
+      ) || ' '
+    ) LIKE (
+      '% ' || n.name || ' %'
+    )
+  WHERE
+    NOT m.resource_id IN (
+      SELECT
+        resource_id
+      FROM coded
+      WHERE
+        NOT resource_id IS NULL
+    )
+)
+SELECT
+  resource_id,
+  person_id,
+  concept,
+  code,
+  how,
+  start_date,
+  end_date
+FROM coded
+UNION ALL
+SELECT
+  resource_id,
+  person_id,
+  concept,
+  code,
+  how,
+  start_date,
+  end_date
+FROM by_text;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_drug AS
+SELECT
+  person_id,
+  concept,
+  code,
+  how,
+  start_date,
+  end_date
+FROM imnm_drug_matches;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
+WITH patients AS (
+  SELECT DISTINCT
+    person_id
+  FROM imnm_person
+), conditions AS (
+  SELECT
+    c.id,
+    MAX(CASE WHEN NOT x.system IS NULL THEN 1 ELSE 0 END) AS known_system,
+    MAX(CASE WHEN NOT k.person_id IS NULL THEN 1 ELSE 0 END) AS used,
+    MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+  FROM fhir_condition AS c
+  LEFT JOIN imnm_condition_codings AS x
+    ON x.resource_id = c.id
+  LEFT JOIN imnm_condition AS k
+    ON k.person_id = x.person_id AND k.code = x.code
+  LEFT JOIN patients AS p
+    ON p.person_id = REGEXP_EXTRACT(c.subject.reference, '([^/:]+)$')
+  GROUP BY
+    c.id
+), observations AS (
+  SELECT
+    o.id,
+    MAX(CASE WHEN NOT x.system IS NULL THEN 1 ELSE 0 END) AS known_system,
+    MAX(CASE WHEN NOT k.set_name IS NULL THEN 1 ELSE 0 END) AS used,
+    MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+  FROM fhir_observation AS o
+  LEFT JOIN imnm_observation_codings AS x
+    ON x.resource_id = o.id
+  LEFT JOIN imnm_codes AS k
+    ON k.system = x.system
+    AND k.code = x.code
+    AND k.set_name IN ('ck', 'antibody_test', 'genetic_test')
+  LEFT JOIN patients AS p
+    ON p.person_id = REGEXP_EXTRACT(o.subject.reference, '([^/:]+)$')
+  GROUP BY
+    o.id
+), medications AS (
+  SELECT
+    m.resource_id AS id,
+    MAX(CASE WHEN NOT d.concept IS NULL THEN 1 ELSE 0 END) AS used,
+    MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+  FROM imnm_medications AS m
+  LEFT JOIN imnm_drug_matches AS d
+    ON d.resource_id = m.resource_id
+  LEFT JOIN patients AS p
+    ON p.person_id = m.person_id
+  GROUP BY
+    m.resource_id
+)
+SELECT
+  'Condition' AS input,
+  'rows' AS item,
+  COUNT(*) AS n
+FROM conditions
+UNION ALL
+SELECT
+  'Condition' AS input,
+  'in_code_set' AS item,
+  SUM(used) AS n
+FROM conditions
+UNION ALL
+SELECT
+  'Condition' AS input,
+  'no_known_code_system' AS item,
+  COUNT(*) AS n
+FROM conditions
+WHERE
+  known_system = 0
+UNION ALL
+SELECT
+  'Condition' AS input,
+  'subject_not_a_patient' AS item,
+  SUM(orphan) AS n
+FROM conditions
+UNION ALL
+SELECT
+  'Observation' AS input,
+  'rows' AS item,
+  COUNT(*) AS n
+FROM observations
+UNION ALL
+SELECT
+  'Observation' AS input,
+  'in_code_set' AS item,
+  SUM(used) AS n
+FROM observations
+UNION ALL
+SELECT
+  'Observation' AS input,
+  'no_known_code_system' AS item,
+  COUNT(*) AS n
+FROM observations
+WHERE
+  known_system = 0
+UNION ALL
+SELECT
+  'Observation' AS input,
+  'subject_not_a_patient' AS item,
+  SUM(orphan) AS n
+FROM observations
+UNION ALL
+SELECT
+  'Observation' AS input,
+  'ck_unit_unreadable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'ck' AND NOT value IS NULL AND factor IS NULL
+UNION ALL
+SELECT
+  'Observation' AS input,
+  'ck_without_value' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'ck' AND value IS NULL
+UNION ALL
+SELECT
+  'Observation' AS input,
+  'antibody_uninterpretable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'antibody_test' AND result IS NULL
+UNION ALL
+SELECT
+  'Observation' AS input,
+  'antibody_by_reference_range' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  result_basis = 'reference_range'
+UNION ALL
+SELECT
+  'Observation' AS input,
+  'genetic_uninterpretable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'genetic_test' AND result IS NULL
+UNION ALL
+SELECT
+  'Medication' AS input,
+  'rows' AS item,
+  COUNT(*) AS n
+FROM medications
+UNION ALL
+SELECT
+  'Medication' AS input,
+  'in_code_set' AS item,
+  SUM(used) AS n
+FROM medications
+UNION ALL
+SELECT
+  'Medication' AS input,
+  'subject_not_a_patient' AS item,
+  SUM(orphan) AS n
+FROM medications
+UNION ALL
+SELECT
+  'Medication' AS input,
+  CONCAT('in_code_set_by_', COALESCE(how, '')) AS item,
+  COUNT(*) AS n
+FROM imnm_drug
+GROUP BY
+  how
+UNION ALL
+SELECT
+  'person' AS input,
+  'rows' AS item,
+  COUNT(*) AS n
+FROM fhir_patient
+UNION ALL
+SELECT
+  'person' AS input,
+  'no_birth_date' AS item,
+  COUNT(*) AS n
+FROM imnm_person
+WHERE
+  birth_date IS NULL;
 
 /* imnm screen: population case finding over the canonical views (DuckDB dialect; transpiled */
 /* to Spark SQL). The code sets, CK limits, unit factors and parameters come from the same */
@@ -311,7 +795,7 @@ WITH params AS (
 ), active_conditions AS (
   SELECT
     c.person_id,
-    c.system,
+    c.set_name,
     c.code
   FROM imnm_condition AS c
   CROSS JOIN params
@@ -319,33 +803,6 @@ WITH params AS (
     c.active AND (
       c.start_date IS NULL OR c.start_date <= params.as_of
     )
-), label_codes AS (
-  SELECT
-    set_name,
-    system,
-    code,
-    match_kind
-  FROM imnm_codes
-  WHERE
-    set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
-), labels AS (
-  SELECT
-    c.person_id,
-    k.set_name,
-    c.code
-  FROM active_conditions AS c
-  JOIN label_codes AS k
-    ON k.system = c.system AND k.code = c.code
-  UNION
-  SELECT
-    c.person_id,
-    k.set_name,
-    c.code
-  FROM active_conditions AS c
-  JOIN label_codes AS k
-    ON k.system = c.system
-    AND k.match_kind = 'prefix'
-    AND SUBSTRING(c.code, 1, LENGTH(k.code)) = k.code
 ), label_flags AS (
   SELECT
     person_id,
@@ -353,43 +810,35 @@ WITH params AS (
     MAX(CASE WHEN set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END) AS has_warning_label,
     LISTAGG(DISTINCT code, ';') WITHIN GROUP (ORDER BY
       code NULLS LAST) AS label_codes
-  FROM labels
+  FROM active_conditions
   GROUP BY
     person_id
 ), results AS (
   SELECT
     m.person_id,
-    k.set_name,
-    k.concept,
+    m.set_name,
+    m.concept,
     m.value,
-    m.unit,
+    m.factor,
     m.range_high,
     m.result,
     m.date
   FROM imnm_measurement AS m
-  JOIN imnm_codes AS k
-    ON k.system = m.system AND k.code = m.code
   CROSS JOIN params
   WHERE
-    k.set_name IN ('ck', 'antibody_test', 'genetic_test')
-    AND (
-      m.date IS NULL OR m.date <= params.as_of
-    )
+    m.date IS NULL OR m.date <= params.as_of
 ), ck AS (
   SELECT
     r.person_id,
     r.date,
-    r.value * f.factor AS value_u_per_l,
+    r.value * r.factor AS value_u_per_l,
     COALESCE(
-      r.range_high * f.factor,
+      r.range_high * r.factor,
       b.upper_limit,
       CASE WHEN p.birth_date IS NULL THEN top.upper_limit END
-    ) AS uln,
-    CASE WHEN r.range_high IS NULL AND b.upper_limit IS NULL THEN 1 ELSE 0 END AS bound_only
+    ) AS uln
   FROM results AS r
   CROSS JOIN params
-  JOIN imnm_unit_factors AS f
-    ON f.unit = r.unit
   JOIN people AS p
     ON p.person_id = r.person_id
   LEFT JOIN imnm_ck_bands AS b
@@ -402,7 +851,7 @@ WITH params AS (
     FROM imnm_ck_bands
   ) AS top
   WHERE
-    r.set_name = 'ck' AND NOT r.value IS NULL AND r.value >= 0
+    r.set_name = 'ck' AND NOT r.value IS NULL AND r.value >= 0 AND NOT r.factor IS NULL
 ), ck_peak AS (
   SELECT
     ck.person_id,
@@ -451,15 +900,13 @@ WITH params AS (
 ), drugs AS (
   SELECT
     d.person_id,
-    k.concept,
+    d.concept,
     d.start_date,
     COALESCE(d.end_date, d.start_date) AS end_date
   FROM imnm_drug AS d
-  JOIN imnm_codes AS k
-    ON k.system = d.system AND k.code = d.code
   CROSS JOIN params
   WHERE
-    k.set_name = 'drug' AND NOT d.start_date IS NULL AND d.start_date <= params.as_of
+    NOT d.start_date IS NULL AND d.start_date <= params.as_of
 ), steroid_alone AS (
   SELECT
     d.person_id,

@@ -9,79 +9,191 @@ CREATE OR REPLACE TEMPORARY VIEW imnm_codes AS
 SELECT
   *
 FROM VALUES
-  ('dystrophy', 'icd10cm', 'G71.00', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.01', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.02', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.031', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.032', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.033', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.0340', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.0341', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.0342', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.0349', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.035', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.038', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.039', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.09', 'exact', NULL),
-  ('dystrophy', 'icd10cm', 'G71.0', 'prefix', NULL),
-  ('dystrophy', 'snomedct', '73297009', 'exact', NULL),
-  ('dystrophy', 'snomedct', '76670001', 'exact', NULL),
-  ('dystrophy', 'snomedct', '387732009', 'exact', NULL),
-  ('dystrophy', 'snomedct', '399091004', 'exact', NULL),
-  ('dystrophy', 'snomedct', '240046001', 'exact', NULL),
-  ('dystrophy', 'snomedct', '240054004', 'exact', NULL),
-  ('dystrophy', 'snomedct', '240067001', 'exact', NULL),
-  ('dystrophy', 'snomedct', '78468005', 'exact', NULL),
-  ('dystrophy', 'snomedct', '715341003', 'exact', NULL),
-  ('dystrophy', 'snomedct', '718179003', 'exact', NULL),
-  ('dystrophy', 'snomedct', '718176005', 'exact', NULL),
-  ('dystrophy', 'snomedct', '715340002', 'exact', NULL),
-  ('dystrophy', 'snomedct', '718850008', 'exact', NULL),
-  ('dystrophy', 'snomedct', '719985001', 'exact', NULL),
-  ('dystrophy', 'snomedct', '718178006', 'exact', NULL),
-  ('dystrophy', 'snomedct', '77097004', 'exact', NULL),
-  ('dystrophy', 'snomedct', '58795000', 'exact', NULL),
-  ('myositis', 'icd10cm', 'M33.00', 'exact', 'jdm'),
-  ('myositis', 'icd10cm', 'M33.01', 'exact', 'jdm'),
-  ('myositis', 'icd10cm', 'M33.02', 'exact', 'jdm'),
-  ('myositis', 'icd10cm', 'M33.03', 'exact', 'jdm'),
-  ('myositis', 'icd10cm', 'M33.09', 'exact', 'jdm'),
-  ('myositis', 'icd10cm', 'M33.20', 'exact', 'polymyositis'),
-  ('myositis', 'icd10cm', 'M33.21', 'exact', 'polymyositis'),
-  ('myositis', 'icd10cm', 'M33.22', 'exact', 'polymyositis'),
-  ('myositis', 'icd10cm', 'M33.29', 'exact', 'polymyositis'),
-  ('myositis', 'icd10cm', 'G72.41', 'exact', 'ibm'),
-  ('myositis', 'icd10cm', 'G72.49', 'exact', 'imnm_or_other_inflammatory'),
-  ('myositis', 'icd10cm', 'M33.1', 'prefix', 'dm'),
-  ('myositis', 'icd10cm', 'M33.9', 'prefix', 'dm'),
-  ('unexplained_myopathy', 'icd10cm', 'G72.9', 'exact', NULL),
-  ('unexplained_myopathy', 'icd10cm', 'G72.89', 'exact', NULL),
-  ('unexplained_myopathy', 'icd10cm', 'R74.8', 'exact', NULL),
-  ('ck', 'loinc', '2157-6', 'exact', 'ck'),
-  ('antibody_test', 'loinc', '93493-5', 'exact', 'HMGCR'),
-  ('antibody_test', 'loinc', '33921-8', 'exact', 'SRP'),
-  ('antibody_test', 'loinc', '53011-3', 'exact', 'SRP'),
-  ('drug', 'rxnorm', '8638', 'exact', 'prednisolone'),
-  ('drug', 'rxnorm', '8640', 'exact', 'prednisone'),
-  ('drug', 'rxnorm', '6902', 'exact', 'methylprednisolone'),
-  ('drug', 'rxnorm', '6851', 'exact', 'methotrexate'),
-  ('drug', 'rxnorm', '5666', 'exact', 'ivig'),
-  ('drug', 'rxnorm', '1426680', 'exact', 'ivig'),
-  ('drug', 'rxnorm', '121191', 'exact', 'rituximab'),
-  ('drug', 'rxnorm', '3002', 'exact', 'cyclophosphamide'),
-  ('drug', 'rxnorm', '1256', 'exact', 'azathioprine'),
-  ('drug', 'rxnorm', '68149', 'exact', 'mycophenolate_mofetil'),
-  ('drug', 'rxnorm', '7145', 'exact', 'mycophenolate_mofetil'),
-  ('drug', 'rxnorm', '42316', 'exact', 'tacrolimus'),
-  ('drug', 'rxnorm', '3008', 'exact', 'cyclosporine'),
-  ('drug', 'rxnorm', '83367', 'exact', 'statin'),
-  ('drug', 'rxnorm', '36567', 'exact', 'statin'),
-  ('drug', 'rxnorm', '301542', 'exact', 'statin'),
-  ('drug', 'rxnorm', '42463', 'exact', 'statin'),
-  ('drug', 'rxnorm', '6472', 'exact', 'statin'),
-  ('drug', 'rxnorm', '41127', 'exact', 'statin'),
-  ('drug', 'rxnorm', '861634', 'exact', 'statin'),
-  ('genetic_test', 'loinc', '51969-4', 'exact', NULL) AS v(set_name, system, code, match_kind, concept);
+  ('dystrophy', 'icd10cm', 'G71.00', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.01', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.02', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.031', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.032', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.033', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.0340', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.0341', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.0342', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.0349', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.035', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.038', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.039', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.09', 'exact', NULL, 'code'),
+  ('dystrophy', 'icd10cm', 'G71.0', 'prefix', NULL, 'code'),
+  ('dystrophy', 'snomedct', '73297009', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '76670001', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '387732009', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '399091004', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '240046001', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '240054004', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '240067001', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '78468005', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '715341003', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '718179003', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '718176005', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '715340002', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '718850008', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '719985001', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '718178006', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '77097004', 'exact', NULL, 'code'),
+  ('dystrophy', 'snomedct', '58795000', 'exact', NULL, 'code'),
+  ('myositis', 'icd10cm', 'M33.00', 'exact', 'jdm', 'code'),
+  ('myositis', 'icd10cm', 'M33.01', 'exact', 'jdm', 'code'),
+  ('myositis', 'icd10cm', 'M33.02', 'exact', 'jdm', 'code'),
+  ('myositis', 'icd10cm', 'M33.03', 'exact', 'jdm', 'code'),
+  ('myositis', 'icd10cm', 'M33.09', 'exact', 'jdm', 'code'),
+  ('myositis', 'icd10cm', 'M33.20', 'exact', 'polymyositis', 'code'),
+  ('myositis', 'icd10cm', 'M33.21', 'exact', 'polymyositis', 'code'),
+  ('myositis', 'icd10cm', 'M33.22', 'exact', 'polymyositis', 'code'),
+  ('myositis', 'icd10cm', 'M33.29', 'exact', 'polymyositis', 'code'),
+  ('myositis', 'icd10cm', 'G72.41', 'exact', 'ibm', 'code'),
+  ('myositis', 'icd10cm', 'G72.49', 'exact', 'imnm_or_other_inflammatory', 'code'),
+  ('myositis', 'icd10cm', 'M33.1', 'prefix', 'dm', 'code'),
+  ('myositis', 'icd10cm', 'M33.9', 'prefix', 'dm', 'code'),
+  ('unexplained_myopathy', 'icd10cm', 'G72.9', 'exact', NULL, 'code'),
+  ('unexplained_myopathy', 'icd10cm', 'G72.89', 'exact', NULL, 'code'),
+  ('unexplained_myopathy', 'icd10cm', 'R74.8', 'exact', NULL, 'code'),
+  ('ck', 'loinc', '2157-6', 'exact', 'ck', 'code'),
+  ('antibody_test', 'loinc', '93493-5', 'exact', 'HMGCR', 'code'),
+  ('antibody_test', 'loinc', '33921-8', 'exact', 'SRP', 'code'),
+  ('antibody_test', 'loinc', '53011-3', 'exact', 'SRP', 'code'),
+  ('genetic_test', 'loinc', '51969-4', 'exact', NULL, 'code'),
+  ('drug', 'rxnorm', '8638', 'exact', 'prednisolone', 'ingredient'),
+  ('drug', 'rxnorm', '8640', 'exact', 'prednisone', 'ingredient'),
+  ('drug', 'rxnorm', '6902', 'exact', 'methylprednisolone', 'ingredient'),
+  ('drug', 'rxnorm', '6851', 'exact', 'methotrexate', 'ingredient'),
+  ('drug', 'rxnorm', '5666', 'exact', 'ivig', 'ingredient'),
+  ('drug', 'rxnorm', '1426680', 'exact', 'ivig', 'ingredient'),
+  ('drug', 'rxnorm', '121191', 'exact', 'rituximab', 'ingredient'),
+  ('drug', 'rxnorm', '3002', 'exact', 'cyclophosphamide', 'ingredient'),
+  ('drug', 'rxnorm', '1256', 'exact', 'azathioprine', 'ingredient'),
+  ('drug', 'rxnorm', '68149', 'exact', 'mycophenolate_mofetil', 'ingredient'),
+  ('drug', 'rxnorm', '7145', 'exact', 'mycophenolate_mofetil', 'ingredient'),
+  ('drug', 'rxnorm', '42316', 'exact', 'tacrolimus', 'ingredient'),
+  ('drug', 'rxnorm', '3008', 'exact', 'cyclosporine', 'ingredient'),
+  ('drug', 'rxnorm', '83367', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '36567', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '301542', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '42463', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '6472', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '41127', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '861634', 'exact', 'statin', 'ingredient'),
+  ('drug', 'rxnorm', '312617', 'exact', 'prednisone', 'product'),
+  ('drug', 'rxnorm', '312615', 'exact', 'prednisone', 'product'),
+  ('drug', 'rxnorm', '105585', 'exact', 'methotrexate', 'product'),
+  ('drug', 'rxnorm', '105586', 'exact', 'methotrexate', 'product'),
+  ('drug', 'rxnorm', '1734919', 'exact', 'cyclophosphamide', 'product'),
+  ('drug', 'rxnorm', '241834', 'exact', 'cyclosporine', 'product'),
+  ('drug', 'rxnorm', '835900', 'exact', 'cyclosporine', 'product'),
+  ('drug', 'rxnorm', '259255', 'exact', 'statin', 'product'),
+  ('drug', 'rxnorm', '312961', 'exact', 'statin', 'product'),
+  ('drug', 'rxnorm', '314231', 'exact', 'statin', 'product'),
+  ('drug', 'rxnorm', '316672', 'exact', 'statin', 'product') AS v(set_name, system, code, match_kind, concept, how);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_product_concepts AS
+SELECT
+  *
+FROM VALUES
+  (1551192, 'prednisone'),
+  (1551170, 'prednisone'),
+  (19007332, 'methotrexate'),
+  (19007333, 'methotrexate'),
+  (35606514, 'cyclophosphamide'),
+  (19010522, 'cyclosporine'),
+  (19134077, 'cyclosporine'),
+  (1545959, 'statin'),
+  (1539411, 'statin'),
+  (1539463, 'statin'),
+  (1539464, 'statin') AS v(concept_id, concept);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_hierarchy AS
+SELECT
+  *
+FROM VALUES
+  ('Maps to'),
+  ('Consists of'),
+  ('RxNorm has ing'),
+  ('Is a'),
+  ('Tradename of') AS v(relationship_id);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_value_concepts AS
+SELECT
+  *
+FROM VALUES
+  (9191, 'positive'),
+  (45884084, 'positive'),
+  (4126681, 'positive'),
+  (45877985, 'positive'),
+  (4181412, 'positive'),
+  (45879438, 'positive'),
+  (9189, 'negative'),
+  (45878583, 'negative'),
+  (9190, 'negative') AS v(concept_id, answer);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_answer_codes AS
+SELECT
+  *
+FROM VALUES
+  ('snomedct', '10828004', 'positive'),
+  ('snomedct', '260385009', 'negative'),
+  ('loinc', 'LA6576-8', 'positive'),
+  ('loinc', 'LA6577-6', 'negative') AS v(system, code, answer);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_interpretations AS
+SELECT
+  *
+FROM VALUES
+  ('POS', 'positive'),
+  ('DET', 'positive'),
+  ('H', 'positive'),
+  ('HH', 'positive'),
+  ('A', 'positive'),
+  ('NEG', 'negative'),
+  ('ND', 'negative'),
+  ('N', 'negative') AS v(code, answer);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_answer_words AS
+SELECT
+  *
+FROM VALUES
+  ('positive', 'positive'),
+  ('pos', 'positive'),
+  ('detected', 'positive'),
+  ('present', 'positive'),
+  ('positive (qualifier value)', 'positive'),
+  ('negative', 'negative'),
+  ('neg', 'negative'),
+  ('not detected', 'negative'),
+  ('absent', 'negative'),
+  ('negative (qualifier value)', 'negative') AS v(text, answer);
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_drug_names AS
+SELECT
+  *
+FROM VALUES
+  ('atorvastatin', 'statin'),
+  ('azathioprine', 'azathioprine'),
+  ('cyclophosphamide', 'cyclophosphamide'),
+  ('cyclosporine', 'cyclosporine'),
+  ('fluvastatin', 'statin'),
+  ('immunoglobulin g', 'ivig'),
+  ('lovastatin', 'statin'),
+  ('methotrexate', 'methotrexate'),
+  ('methylprednisolone', 'methylprednisolone'),
+  ('mycophenolate mofetil', 'mycophenolate_mofetil'),
+  ('mycophenolic acid', 'mycophenolate_mofetil'),
+  ('pitavastatin', 'statin'),
+  ('pravastatin', 'statin'),
+  ('prednisolone', 'prednisolone'),
+  ('prednisone', 'prednisone'),
+  ('rituximab', 'rituximab'),
+  ('rosuvastatin', 'statin'),
+  ('simvastatin', 'statin'),
+  ('tacrolimus', 'tacrolimus') AS v(name, concept);
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_vocabulary AS
 SELECT
@@ -105,16 +217,15 @@ CREATE OR REPLACE TEMPORARY VIEW imnm_unit_factors AS
 SELECT
   *
 FROM VALUES
-  ('IU/L', 1.0),
-  ('IU/l', 1.0),
-  ('U/L', 1.0),
-  ('U/l', 1.0),
-  ('[IU]/L', 1.0),
-  ('u/L', 1.0),
-  ('ukat/L', 60.0),
-  ('ukat/l', 60.0),
-  ('µkat/L', 60.0),
-  ('μkat/L', 60.0) AS v(unit, factor);
+  ('[iu]/l', 'IU/L', 1.0),
+  ('[u]/l', 'U/L', 1.0),
+  ('iu/l', 'IU/L', 1.0),
+  ('u/l', 'U/L', 1.0),
+  ('ukat/l', 'ukat/L', 60.0),
+  ('unit/l', 'U/L', 1.0),
+  ('units/l', 'U/L', 1.0),
+  ('µkat/l', 'µkat/L', 60.0),
+  ('μkat/l', 'µkat/L', 60.0) AS v(spelling, unit, factor);
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_ck_bands AS
 SELECT
@@ -158,10 +269,21 @@ FROM VALUES
   (0, 0, 0) AS v(condition_missing, measurement_missing, drug_missing);
 
 /* imnm screen, staging from OMOP CDM v5.4 (DuckDB dialect; transpiled to Spark SQL). */
-/* Reads: person, concept, condition_occurrence, measurement, drug_exposure (see sources.py). */
-/* Writes the four canonical views the screen reads: imnm_person, imnm_condition, */
-/* imnm_measurement, imnm_drug. Codes come from CONCEPT (vocabulary_id + concept_code) for */
-/* both the standard and the source concept of each row. */
+/* Reads: person, concept, concept_ancestor, concept_relationship, condition_occurrence, */
+/* measurement, drug_exposure (see sources.py; the two hierarchy tables may be empty). */
+/* Writes the canonical views the screen reads (imnm_person, imnm_condition, */
+/* imnm_measurement, imnm_drug), each holding only rows that fall in an imnm code set, and */
+/* imnm_coverage: what the screen read, used, and could not read. */
+/* Code sets follow the OHDSI convention of concept sets with descendants: */
+/*   1. the code sets' own codes, found in CONCEPT by vocabulary and code (and the OMOP ids of */
+/*      results.toml's drug products); */
+/*   2. their descendants in CONCEPT_ANCESTOR; */
+/*   3. where CONCEPT_ANCESTOR is empty or partial, up to three steps down CONCEPT_RELATIONSHIP */
+/*      ('Maps to', 'Consists of', 'RxNorm has ing', 'Is a', 'Tradename of': every concept */
+/*      that maps to, consists of, has as ingredient, is a kind of, or is a trade name of a */
+/*      member is a member); */
+/*   4. the standard concept a non-standard code (ICD-10-CM) maps to ('Maps to'). */
+/* Each row is matched on its standard concept and on its source concept. */
 /* Birth date: year_of_birth with month and day when recorded; a missing month or day is */
 /* taken as 1 July / the 1st (a convention that keeps the age error under six months). */
 CREATE OR REPLACE TEMPORARY VIEW imnm_person AS
@@ -181,74 +303,498 @@ SELECT
   END AS sex
 FROM person AS p
 WHERE
-  NOT p.year_of_birth IS NULL;
+  NOT p.year_of_birth IS NULL AND NOT p.person_id IS NULL;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_set_roots AS
+SELECT
+  k.set_name,
+  k.concept,
+  c.concept_id,
+  0 AS how_rank
+FROM imnm_codes AS k
+JOIN imnm_vocabulary AS v
+  ON v.system = k.system
+JOIN concept AS c
+  ON c.vocabulary_id = v.vocabulary_id AND c.concept_code = k.code
+WHERE
+  k.match_kind = 'exact'
+UNION ALL
+SELECT
+  k.set_name,
+  k.concept,
+  c.concept_id,
+  0 AS how_rank
+FROM imnm_codes AS k
+JOIN imnm_vocabulary AS v
+  ON v.system = k.system
+JOIN concept AS c
+  ON c.vocabulary_id = v.vocabulary_id
+WHERE
+  k.match_kind = 'prefix' AND SUBSTRING(c.concept_code, 1, LENGTH(k.code)) = k.code
+UNION ALL
+SELECT
+  'drug' AS set_name,
+  p.concept,
+  p.concept_id,
+  0 AS how_rank
+FROM imnm_product_concepts AS p;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_set_concepts AS
+WITH links AS (
+  SELECT
+    r.concept_id_1 AS child,
+    r.concept_id_2 AS parent
+  FROM concept_relationship AS r
+  JOIN imnm_hierarchy AS h
+    ON h.relationship_id = r.relationship_id
+  WHERE
+    r.concept_id_1 <> r.concept_id_2
+), hop1 AS (
+  SELECT
+    x.set_name,
+    x.concept,
+    l.child AS concept_id
+  FROM imnm_set_roots AS x
+  JOIN links AS l
+    ON l.parent = x.concept_id
+), hop2 AS (
+  SELECT
+    x.set_name,
+    x.concept,
+    l.child AS concept_id
+  FROM hop1 AS x
+  JOIN links AS l
+    ON l.parent = x.concept_id
+), hop3 AS (
+  SELECT
+    x.set_name,
+    x.concept,
+    l.child AS concept_id
+  FROM hop2 AS x
+  JOIN links AS l
+    ON l.parent = x.concept_id
+), descendants AS (
+  SELECT
+    x.set_name,
+    x.concept,
+    a.descendant_concept_id AS concept_id
+  FROM imnm_set_roots AS x
+  JOIN concept_ancestor AS a
+    ON a.ancestor_concept_id = x.concept_id
+), mapped AS (
+  SELECT
+    x.set_name,
+    x.concept,
+    r.concept_id_2 AS concept_id
+  FROM imnm_set_roots AS x
+  JOIN concept_relationship AS r
+    ON r.concept_id_1 = x.concept_id
+  WHERE
+    r.relationship_id = 'Maps to' AND r.concept_id_2 <> x.concept_id
+), found AS (
+  SELECT
+    set_name,
+    concept,
+    concept_id,
+    how_rank
+  FROM imnm_set_roots
+  UNION ALL
+  SELECT
+    set_name,
+    concept,
+    concept_id,
+    1 AS how_rank
+  FROM descendants
+  UNION ALL
+  SELECT
+    set_name,
+    concept,
+    concept_id,
+    2 AS how_rank
+  FROM hop1
+  UNION ALL
+  SELECT
+    set_name,
+    concept,
+    concept_id,
+    2 AS how_rank
+  FROM hop2
+  UNION ALL
+  SELECT
+    set_name,
+    concept,
+    concept_id,
+    2 AS how_rank
+  FROM hop3
+  UNION ALL
+  SELECT
+    set_name,
+    concept,
+    concept_id,
+    3 AS how_rank
+  FROM mapped
+)
+SELECT
+  set_name,
+  concept,
+  concept_id,
+  CASE MIN(how_rank)
+    WHEN 0
+    THEN 'code'
+    WHEN 1
+    THEN 'concept_ancestor'
+    WHEN 2
+    THEN 'concept_relationship'
+    ELSE 'maps_to'
+  END AS how
+FROM found
+WHERE
+  NOT concept_id IS NULL AND concept_id <> 0
+GROUP BY
+  set_name,
+  concept,
+  concept_id;
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_condition AS
-WITH coded AS (
+WITH hits AS (
   SELECT
-    person_id,
-    condition_concept_id AS concept_id,
-    condition_start_date
-  FROM condition_occurrence
-  UNION
-  SELECT
-    person_id,
-    condition_source_concept_id AS concept_id,
-    condition_start_date
-  FROM condition_occurrence
+    co.person_id,
+    s.set_name,
+    s.concept,
+    co.condition_concept_id AS concept_id,
+    co.condition_start_date AS start_date
+  FROM condition_occurrence AS co
+  JOIN imnm_set_concepts AS s
+    ON s.concept_id = co.condition_concept_id
   WHERE
-    NOT condition_source_concept_id IS NULL
+    s.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
+  UNION ALL
+  SELECT
+    co.person_id,
+    s.set_name,
+    s.concept,
+    co.condition_source_concept_id AS concept_id,
+    co.condition_start_date AS start_date
+  FROM condition_occurrence AS co
+  JOIN imnm_set_concepts AS s
+    ON s.concept_id = co.condition_source_concept_id
+  WHERE
+    s.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
 )
 SELECT DISTINCT
-  CAST(co.person_id AS STRING) AS person_id,
-  v.system AS system,
-  c.concept_code AS code,
-  CAST(co.condition_start_date AS DATE) AS start_date,
+  CAST(h.person_id AS STRING) AS person_id,
+  h.set_name,
+  h.concept,
+  COALESCE(c.concept_code, CAST(h.concept_id AS STRING)) AS code,
+  h.start_date,
   TRUE AS active
-FROM coded AS co
-JOIN concept AS c
-  ON c.concept_id = co.concept_id
-JOIN imnm_vocabulary AS v
-  ON v.vocabulary_id = c.vocabulary_id;
+FROM hits AS h
+LEFT JOIN concept AS c
+  ON c.concept_id = h.concept_id;
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_measurement AS
+WITH hits AS (
+  SELECT
+    m.person_id,
+    s.set_name,
+    s.concept,
+    m.measurement_concept_id AS concept_id,
+    m.value_as_number AS value,
+    m.value_as_concept_id,
+    m.unit_concept_id,
+    LOWER(NULLIF(TRIM(m.unit_source_value), '')) AS unit_source,
+    m.range_high,
+    LOWER(NULLIF(TRIM(m.value_source_value), '')) AS value_text,
+    m.measurement_date AS date
+  FROM measurement AS m
+  JOIN imnm_set_concepts AS s
+    ON s.concept_id = m.measurement_concept_id
+  WHERE
+    s.set_name IN ('ck', 'antibody_test', 'genetic_test')
+), coded AS (
+  SELECT
+    h.*,
+    COALESCE(c.concept_code, CAST(h.concept_id AS STRING)) AS code,
+    COALESCE(fs.unit, fc.unit) AS unit,
+    COALESCE(fs.factor, fc.factor) AS factor,
+    COALESCE(vc.answer, ac.answer, wn.answer, wt.answer) AS coded_answer
+  FROM hits AS h
+  LEFT JOIN concept AS c
+    ON c.concept_id = h.concept_id
+  LEFT JOIN imnm_unit_factors AS fs
+    ON fs.spelling = h.unit_source
+  LEFT JOIN concept AS u
+    ON u.concept_id = h.unit_concept_id
+  LEFT JOIN imnm_unit_factors AS fc
+    ON fc.spelling = LOWER(u.concept_code)
+  LEFT JOIN imnm_value_concepts AS vc
+    ON vc.concept_id = h.value_as_concept_id
+  LEFT JOIN concept AS r
+    ON r.concept_id = h.value_as_concept_id
+  LEFT JOIN imnm_vocabulary AS rv
+    ON rv.vocabulary_id = r.vocabulary_id
+  LEFT JOIN imnm_answer_codes AS ac
+    ON ac.system = rv.system AND ac.code = r.concept_code
+  LEFT JOIN imnm_answer_words AS wn
+    ON wn.text = LOWER(TRIM(r.concept_name))
+  LEFT JOIN imnm_answer_words AS wt
+    ON wt.text = h.value_text
+)
 SELECT
-  CAST(m.person_id AS STRING) AS person_id,
-  v.system AS system,
-  c.concept_code AS code,
-  CAST(m.value_as_number AS DOUBLE) AS value,
-  COALESCE(m.unit_source_value, u.concept_code) AS unit,
-  CAST(m.range_high AS DOUBLE) AS range_high,
+  CAST(person_id AS STRING) AS person_id,
+  set_name,
+  concept,
+  code,
+  CAST(value AS DOUBLE) AS value,
+  unit,
+  factor,
+  CAST(range_high AS DOUBLE) AS range_high,
   CASE
-    WHEN LOWER(r.concept_name) IN ('positive', 'detected', 'present')
+    WHEN set_name = 'ck'
+    THEN NULL
+    WHEN NOT coded_answer IS NULL
+    THEN coded_answer
+    WHEN NOT value IS NULL AND NOT range_high IS NULL AND value > range_high
     THEN 'positive'
-    WHEN LOWER(r.concept_name) IN ('negative', 'not detected', 'absent')
+    WHEN NOT value IS NULL AND NOT range_high IS NULL
     THEN 'negative'
-    ELSE NULL
   END AS result,
-  CAST(m.measurement_date AS DATE) AS date
-FROM measurement AS m
-JOIN concept AS c
-  ON c.concept_id = m.measurement_concept_id
-JOIN imnm_vocabulary AS v
-  ON v.vocabulary_id = c.vocabulary_id
-LEFT JOIN concept AS u
-  ON u.concept_id = m.unit_concept_id
-LEFT JOIN concept AS r
-  ON r.concept_id = m.value_as_concept_id;
+  CASE
+    WHEN set_name = 'ck'
+    THEN NULL
+    WHEN NOT coded_answer IS NULL
+    THEN 'coded'
+    WHEN NOT value IS NULL AND NOT range_high IS NULL
+    THEN 'reference_range'
+  END AS result_basis,
+  date
+FROM coded;
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_drug AS
+WITH hits AS (
+  SELECT
+    d.person_id,
+    s.concept,
+    s.how,
+    d.drug_concept_id AS concept_id,
+    d.drug_exposure_start_date AS start_date,
+    d.drug_exposure_end_date AS end_date
+  FROM drug_exposure AS d
+  JOIN imnm_set_concepts AS s
+    ON s.concept_id = d.drug_concept_id
+  WHERE
+    s.set_name = 'drug'
+  UNION ALL
+  SELECT
+    d.person_id,
+    s.concept,
+    s.how,
+    d.drug_source_concept_id AS concept_id,
+    d.drug_exposure_start_date AS start_date,
+    d.drug_exposure_end_date AS end_date
+  FROM drug_exposure AS d
+  JOIN imnm_set_concepts AS s
+    ON s.concept_id = d.drug_source_concept_id
+  WHERE
+    s.set_name = 'drug'
+)
 SELECT
-  CAST(d.person_id AS STRING) AS person_id,
-  v.system AS system,
-  c.concept_code AS code,
-  CAST(d.drug_exposure_start_date AS DATE) AS start_date,
-  CAST(d.drug_exposure_end_date AS DATE) AS end_date
-FROM drug_exposure AS d
-JOIN concept AS c
-  ON c.concept_id = d.drug_concept_id
-JOIN imnm_vocabulary AS v
-  ON v.vocabulary_id = c.vocabulary_id;
+  CAST(h.person_id AS STRING) AS person_id,
+  h.concept,
+  COALESCE(c.concept_code, CAST(h.concept_id AS STRING)) AS code,
+  h.how,
+  h.start_date,
+  h.end_date
+FROM hits AS h
+LEFT JOIN concept AS c
+  ON c.concept_id = h.concept_id;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
+WITH members AS (
+  SELECT DISTINCT
+    concept_id
+  FROM imnm_set_concepts
+), known AS (
+  SELECT
+    concept_id
+  FROM concept
+), conditions AS (
+  SELECT
+    condition_concept_id AS cid,
+    condition_source_concept_id AS sid,
+    COUNT(*) AS n
+  FROM condition_occurrence
+  GROUP BY
+    condition_concept_id,
+    condition_source_concept_id
+), measurements AS (
+  SELECT
+    measurement_concept_id AS cid,
+    CAST(NULL AS BIGINT) AS sid,
+    COUNT(*) AS n
+  FROM measurement
+  GROUP BY
+    measurement_concept_id
+), drugs AS (
+  SELECT
+    drug_concept_id AS cid,
+    drug_source_concept_id AS sid,
+    COUNT(*) AS n
+  FROM drug_exposure
+  GROUP BY
+    drug_concept_id,
+    drug_source_concept_id
+), tallied AS (
+  SELECT
+    'condition_occurrence' AS input,
+    *
+  FROM conditions
+  UNION ALL
+  SELECT
+    'measurement' AS input,
+    *
+  FROM measurements
+  UNION ALL
+  SELECT
+    'drug_exposure' AS input,
+    *
+  FROM drugs
+), flagged AS (
+  SELECT
+    t.input,
+    t.n,
+    CASE WHEN NOT mc.concept_id IS NULL OR NOT ms.concept_id IS NULL THEN 1 ELSE 0 END AS used,
+    CASE WHEN COALESCE(t.cid, 0) = 0 THEN 1 ELSE 0 END AS unmapped,
+    CASE WHEN COALESCE(t.cid, 0) <> 0 AND k.concept_id IS NULL THEN 1 ELSE 0 END AS unknown
+  FROM tallied AS t
+  LEFT JOIN members AS mc
+    ON mc.concept_id = t.cid
+  LEFT JOIN members AS ms
+    ON ms.concept_id = t.sid
+  LEFT JOIN known AS k
+    ON k.concept_id = t.cid
+)
+SELECT
+  input,
+  'rows' AS item,
+  SUM(n) AS n
+FROM flagged
+GROUP BY
+  input
+UNION ALL
+SELECT
+  input,
+  'in_code_set' AS item,
+  SUM(n) AS n
+FROM flagged
+WHERE
+  used = 1
+GROUP BY
+  input
+UNION ALL
+SELECT
+  input,
+  'concept_id_0' AS item,
+  SUM(n) AS n
+FROM flagged
+WHERE
+  used = 0 AND unmapped = 1
+GROUP BY
+  input
+UNION ALL
+SELECT
+  input,
+  'concept_not_in_vocabulary' AS item,
+  SUM(n) AS n
+FROM flagged
+WHERE
+  used = 0 AND unknown = 1
+GROUP BY
+  input
+UNION ALL
+SELECT
+  'measurement' AS input,
+  'ck_unit_unreadable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'ck' AND NOT value IS NULL AND factor IS NULL
+UNION ALL
+SELECT
+  'measurement' AS input,
+  'ck_without_value' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'ck' AND value IS NULL
+UNION ALL
+SELECT
+  'measurement' AS input,
+  'antibody_uninterpretable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'antibody_test' AND result IS NULL
+UNION ALL
+SELECT
+  'measurement' AS input,
+  'antibody_by_reference_range' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  result_basis = 'reference_range'
+UNION ALL
+SELECT
+  'measurement' AS input,
+  'genetic_uninterpretable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'genetic_test' AND result IS NULL
+UNION ALL
+SELECT
+  'person' AS input,
+  'rows' AS item,
+  COUNT(*) AS n
+FROM person
+UNION ALL
+SELECT
+  'person' AS input,
+  'no_birth_year' AS item,
+  COUNT(*) AS n
+FROM person
+WHERE
+  year_of_birth IS NULL
+UNION ALL
+SELECT
+  'vocabulary' AS input,
+  'concept_ancestor_rows' AS item,
+  COUNT(*) AS n
+FROM concept_ancestor
+UNION ALL
+SELECT
+  'vocabulary' AS input,
+  'concept_relationship_hierarchy_rows' AS item,
+  COUNT(*) AS n
+FROM concept_relationship AS r
+JOIN imnm_hierarchy AS h
+  ON h.relationship_id = r.relationship_id
+UNION ALL
+SELECT
+  'vocabulary' AS input,
+  CONCAT('set_concepts_by_', COALESCE(how, '')) AS item,
+  COUNT(*) AS n
+FROM imnm_set_concepts
+GROUP BY
+  how
+UNION ALL
+SELECT
+  'drug_exposure' AS input,
+  CONCAT('in_code_set_by_', COALESCE(how, '')) AS item,
+  COUNT(*) AS n
+FROM imnm_drug
+GROUP BY
+  how;
 
 /* imnm screen: population case finding over the canonical views (DuckDB dialect; transpiled */
 /* to Spark SQL). The code sets, CK limits, unit factors and parameters come from the same */
@@ -284,7 +830,7 @@ WITH params AS (
 ), active_conditions AS (
   SELECT
     c.person_id,
-    c.system,
+    c.set_name,
     c.code
   FROM imnm_condition AS c
   CROSS JOIN params
@@ -292,33 +838,6 @@ WITH params AS (
     c.active AND (
       c.start_date IS NULL OR c.start_date <= params.as_of
     )
-), label_codes AS (
-  SELECT
-    set_name,
-    system,
-    code,
-    match_kind
-  FROM imnm_codes
-  WHERE
-    set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
-), labels AS (
-  SELECT
-    c.person_id,
-    k.set_name,
-    c.code
-  FROM active_conditions AS c
-  JOIN label_codes AS k
-    ON k.system = c.system AND k.code = c.code
-  UNION
-  SELECT
-    c.person_id,
-    k.set_name,
-    c.code
-  FROM active_conditions AS c
-  JOIN label_codes AS k
-    ON k.system = c.system
-    AND k.match_kind = 'prefix'
-    AND SUBSTRING(c.code, 1, LENGTH(k.code)) = k.code
 ), label_flags AS (
   SELECT
     person_id,
@@ -326,43 +845,35 @@ WITH params AS (
     MAX(CASE WHEN set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END) AS has_warning_label,
     LISTAGG(DISTINCT code, ';') WITHIN GROUP (ORDER BY
       code NULLS LAST) AS label_codes
-  FROM labels
+  FROM active_conditions
   GROUP BY
     person_id
 ), results AS (
   SELECT
     m.person_id,
-    k.set_name,
-    k.concept,
+    m.set_name,
+    m.concept,
     m.value,
-    m.unit,
+    m.factor,
     m.range_high,
     m.result,
     m.date
   FROM imnm_measurement AS m
-  JOIN imnm_codes AS k
-    ON k.system = m.system AND k.code = m.code
   CROSS JOIN params
   WHERE
-    k.set_name IN ('ck', 'antibody_test', 'genetic_test')
-    AND (
-      m.date IS NULL OR m.date <= params.as_of
-    )
+    m.date IS NULL OR m.date <= params.as_of
 ), ck AS (
   SELECT
     r.person_id,
     r.date,
-    r.value * f.factor AS value_u_per_l,
+    r.value * r.factor AS value_u_per_l,
     COALESCE(
-      r.range_high * f.factor,
+      r.range_high * r.factor,
       b.upper_limit,
       CASE WHEN p.birth_date IS NULL THEN top.upper_limit END
-    ) AS uln,
-    CASE WHEN r.range_high IS NULL AND b.upper_limit IS NULL THEN 1 ELSE 0 END AS bound_only
+    ) AS uln
   FROM results AS r
   CROSS JOIN params
-  JOIN imnm_unit_factors AS f
-    ON f.unit = r.unit
   JOIN people AS p
     ON p.person_id = r.person_id
   LEFT JOIN imnm_ck_bands AS b
@@ -375,7 +886,7 @@ WITH params AS (
     FROM imnm_ck_bands
   ) AS top
   WHERE
-    r.set_name = 'ck' AND NOT r.value IS NULL AND r.value >= 0
+    r.set_name = 'ck' AND NOT r.value IS NULL AND r.value >= 0 AND NOT r.factor IS NULL
 ), ck_peak AS (
   SELECT
     ck.person_id,
@@ -424,15 +935,13 @@ WITH params AS (
 ), drugs AS (
   SELECT
     d.person_id,
-    k.concept,
+    d.concept,
     d.start_date,
     COALESCE(d.end_date, d.start_date) AS end_date
   FROM imnm_drug AS d
-  JOIN imnm_codes AS k
-    ON k.system = d.system AND k.code = d.code
   CROSS JOIN params
   WHERE
-    k.set_name = 'drug' AND NOT d.start_date IS NULL AND d.start_date <= params.as_of
+    NOT d.start_date IS NULL AND d.start_date <= params.as_of
 ), steroid_alone AS (
   SELECT
     d.person_id,

@@ -21,6 +21,8 @@ from imnm import quantities
 from imnm.codes import EXPECTED, is_valid
 from imnm.errors import KnowledgeError, Problem, shorten
 from imnm.knowledge._models import (
+    AnswerCode,
+    AnswerWord,
     AntibodyProfile,
     Cited,
     CkBand,
@@ -32,6 +34,7 @@ from imnm.knowledge._models import (
     EularCategory,
     EularItem,
     EularProbability,
+    Interpretation,
     Juvenile,
     Keyword,
     Measure,
@@ -39,12 +42,14 @@ from imnm.knowledge._models import (
     OnsetBand,
     Parameter,
     PathologyFeature,
+    Product,
     Recommendation,
     Review,
     Scale,
     Source,
     Step,
     Threshold,
+    ValueConcept,
 )
 from imnm.patient import Antibody, Biopsy
 
@@ -59,6 +64,7 @@ FILES = (
     "enmc_2017.toml",
     "eular_acr_2017.toml",
     "code_sets.toml",
+    "results.toml",
     "recommendations.toml",
     "parameters.toml",
     "regimens.toml",
@@ -93,6 +99,12 @@ class Knowledge:
     measures: dict[str, Measure] = field(default_factory=dict)
     scales: dict[str, Scale] = field(default_factory=dict)
     thresholds: dict[str, Threshold] = field(default_factory=dict)
+    products: tuple[Product, ...] = ()
+    value_concepts: tuple[ValueConcept, ...] = ()
+    answer_codes: tuple[AnswerCode, ...] = ()
+    interpretations: tuple[Interpretation, ...] = ()
+    answer_words: tuple[AnswerWord, ...] = ()
+    results_version: str = ""
     directory: str = ""
     _code_index: dict[tuple[str, str], CodeEntry] = field(default_factory=dict, repr=False)
 
@@ -123,6 +135,32 @@ class Knowledge:
         return [e for e in self.codes
                 if e.set == set_name and (concept is None or e.concept == concept)]
 
+    def drug_codes(self) -> list[tuple[str, str, str]]:
+        """(RXCUI, imnm drug concept, how) for every ingredient of the ``drug`` code set and
+        every product of results.toml mapped to one ("ingredient" or "product")."""
+        ingredients = {c.code: c.concept for c in self.codes_in("drug") if c.concept}
+        out = [(code, concept, "ingredient") for code, concept in ingredients.items()]
+        out += [(p.rxcui, ingredients[p.ingredient], "product") for p in self.products
+                if p.ingredient in ingredients]
+        return out
+
+    def answer_of(self, system: str, code: str) -> str | None:
+        """'positive' or 'negative' for a coded answer (SNOMED CT or LOINC), else None."""
+        entry = self._code_index.get((system, code))
+        if entry is not None and entry.set == "answer":
+            return entry.concept
+        return next((a.answer for a in self.answer_codes
+                     if a.system.value == system and a.code == code), None)
+
+    def answer_of_text(self, text: str | None) -> str | None:
+        """'positive' or 'negative' for a result's whole text (the stated fallback)."""
+        wanted = " ".join((text or "").replace("\u200b", "").lower().split())
+        return next((w.answer for w in self.answer_words if w.text == wanted), None)
+
+    def answer_of_interpretation(self, code: str | None) -> str | None:
+        """'positive' or 'negative' for an HL7 v3 ObservationInterpretation code."""
+        return next((i.answer for i in self.interpretations if i.code == code), None)
+
     def cited_entries(self) -> Iterable[tuple[str, str, Cited]]:
         """(file, entry label, entry) for every cited entry, for integrity checks."""
         yield from (("onset_patterns.toml", b.id, b) for b in self.onset_bands)
@@ -136,6 +174,13 @@ class Knowledge:
         yield ("eular_acr_2017.toml", "probability", self.eular_probability)
         yield ("eular_acr_2017.toml", "juvenile", self.juvenile)
         yield from (("code_sets.toml", f"{c.system.value} {c.code}", c) for c in self.codes)
+        yield from (("results.toml", f"product {p.rxcui}", p) for p in self.products)
+        yield from (("results.toml", f"value_concept {v.concept_id}", v)
+                    for v in self.value_concepts)
+        yield from (("results.toml", f"answer_code {a.code}", a) for a in self.answer_codes)
+        yield from (("results.toml", f"interpretation {i.code}", i)
+                    for i in self.interpretations)
+        yield from (("results.toml", f"answer_word {w.text}", w) for w in self.answer_words)
         yield from (("code_sets.toml", f"keyword {k.text}", k) for k in self.keywords)
         yield from (("recommendations.toml", r.id, r) for r in self.recommendations.values())
         yield from (("parameters.toml", p.id, p) for p in self.parameters.values())
@@ -230,6 +275,12 @@ def load_from(directory: Path) -> Knowledge:
     juvenile = c.single("eular_acr_2017.toml", eular, "juvenile", Juvenile)
     codes = c.entries("code_sets.toml", raw["code_sets.toml"], "code", CodeEntry)
     keywords = c.entries("code_sets.toml", raw["code_sets.toml"], "keyword", Keyword)
+    res = raw["results.toml"]
+    products = c.entries("results.toml", res, "product", Product)
+    value_concepts = c.entries("results.toml", res, "value_concept", ValueConcept)
+    answer_codes = c.entries("results.toml", res, "answer_code", AnswerCode)
+    interpretations = c.entries("results.toml", res, "interpretation", Interpretation)
+    answer_words = c.entries("results.toml", res, "answer_word", AnswerWord)
     recs = c.entries("recommendations.toml", raw["recommendations.toml"], "recommendation",
                      Recommendation)
     params = c.entries("parameters.toml", raw["parameters.toml"], "parameter", Parameter)
@@ -255,6 +306,10 @@ def load_from(directory: Path) -> Knowledge:
         ("regimens.toml", [d.id for d in doses] + [s.id for s in steps]),
         ("response.toml", [m.id for m in measures] + [s.id for s in scales]),
         ("code_sets.toml", [f"{e.system.value} {e.code} {e.set}" for e in codes]),
+        ("results.toml", [f"product {p.rxcui}" for p in products]
+         + [f"value_concept {v.concept_id}" for v in value_concepts]
+         + [f"interpretation {i.code}" for i in interpretations]
+         + [f"answer_word {w.text}" for w in answer_words]),
     ]:
         _duplicates(file, ids, c)
 
@@ -285,6 +340,12 @@ def load_from(directory: Path) -> Knowledge:
         measures={m.id: m for m in measures},
         scales={s.id: s for s in scales},
         thresholds={t.population: t for t in thresholds},
+        products=tuple(products),
+        value_concepts=tuple(value_concepts),
+        answer_codes=tuple(answer_codes),
+        interpretations=tuple(interpretations),
+        answer_words=tuple(answer_words),
+        results_version=str(res.get("version", "")),
         directory=str(directory),
     )
     _cross_check(knowledge, c)
@@ -313,6 +374,17 @@ def _cross_check(k: Knowledge, c: _Collector) -> None:
     for code in k.codes:
         if code.match == "exact" and not is_valid(code.system, code.code):
             c.add("code_sets.toml", code.code, code.code, EXPECTED[code.system])
+    ingredients = {c.code for c in k.codes_in("drug")}
+    for product in k.products:
+        if product.ingredient not in ingredients:
+            c.add("results.toml", f"product {product.rxcui}", product.ingredient,
+                  "the RXCUI of a drug entry in code_sets.toml")
+        if product.rxcui in ingredients:
+            c.add("results.toml", f"product {product.rxcui}", product.rxcui,
+                  "a product, not an ingredient already in code_sets.toml")
+    if not k.results_version:
+        c.add("results.toml", "version", "(absent)",
+              "the vocabulary releases the map was read from")
     for antibody in Antibody:
         if antibody not in k.antibodies:
             c.add("antibodies.toml", antibody.value, "(absent)", "an entry for every antibody")

@@ -178,6 +178,52 @@ class CodeEntry(Cited):
     concept: str | None = None
 
 
+class Product(Cited):
+    """An RxNorm clinical or branded drug, mapped to the RXCUI of its ingredient."""
+
+    rxcui: str = Field(pattern=r"^[1-9][0-9]{0,8}$")
+    name: str
+    tty: Literal["SCD", "SBD", "SCDC", "SBDC", "GPCK", "BPCK"]
+    omop_concept_id: int | None = Field(default=None, gt=0)
+    ingredient: str = Field(pattern=r"^[1-9][0-9]{0,8}$")
+
+
+Answer = Literal["positive", "negative"]
+
+
+class ValueConcept(Cited):
+    """An OMOP value_as_concept_id that answers a qualitative test."""
+
+    concept_id: int = Field(gt=0)
+    name: str
+    answer: Answer
+
+
+class AnswerCode(Cited):
+    """A coded answer (FHIR valueCodeableConcept) of a qualitative test."""
+
+    system: CodeSystem
+    code: str
+    display: str
+    answer: Answer
+
+
+class Interpretation(Cited):
+    """An HL7 v3 ObservationInterpretation code read as an answer."""
+
+    code: str
+    display: str
+    answer: Answer
+    note: str | None = None
+
+
+class AnswerWord(Cited):
+    """A result text read as an answer (whole text, case-insensitive)."""
+
+    text: str
+    answer: Answer
+
+
 class Keyword(Cited):
     """A word that puts a free-text diagnosis label into a set."""
 

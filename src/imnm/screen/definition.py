@@ -23,10 +23,18 @@ Engine = Literal["duckdb", "spark"]
 DIALECTS: dict[Engine, str] = {"duckdb": "duckdb", "spark": "spark"}
 OMOP_VOCABULARIES = {"ICD10CM": CodeSystem.icd10cm, "SNOMED": CodeSystem.snomedct,
                      "LOINC": CodeSystem.loinc, "RxNorm": CodeSystem.rxnorm}
-# CK units as laboratories and FHIR servers spell them; factors come from pint (quantities).
-CK_UNIT_SPELLINGS = {"U/L": "U/L", "U/l": "U/L", "IU/L": "IU/L", "IU/l": "IU/L",
-                     "[IU]/L": "IU/L", "u/L": "U/L", "µkat/L": "µkat/L", "ukat/L": "ukat/L",
-                     "μkat/L": "µkat/L", "ukat/l": "ukat/L"}
+# CK units as laboratories, FHIR servers and Athena's UCUM concepts spell them (matched
+# case-insensitively after trimming); factors come from pint (quantities). UCUM writes
+# arbitrary units in brackets: Athena concept 8645 is '[U]/L', 8923 '[iU]/L'.
+CK_UNIT_SPELLINGS = {"u/l": "U/L", "[u]/l": "U/L", "iu/l": "IU/L", "[iu]/l": "IU/L",
+                     "µkat/l": "µkat/L", "μkat/l": "µkat/L", "ukat/l": "ukat/L",
+                     "units/l": "U/L", "unit/l": "U/L"}
+# CONCEPT_RELATIONSHIP steps that lead from a member concept to a more specific one (read in
+# reverse: concept_id_1 is a member when concept_id_2 is), as OHDSI concept-set expansion does
+# when CONCEPT_ANCESTOR is not there.
+HIERARCHY_RELATIONSHIPS = ("Maps to", "Consists of", "RxNorm has ing", "Is a", "Tradename of")
+LABEL_AND_TEST_SETS = ("dystrophy", "unexplained_myopathy", "myositis", "ck", "antibody_test",
+                       "genetic_test")
 NO_UPPER_AGE = 200.0  # stands for "no upper bound" in the bands view (ages are <= 25 here)
 
 
@@ -55,9 +63,26 @@ class Parameters:
 
 
 def unit_factors() -> dict[str, float]:
-    """Multiply a CK value in each accepted spelling by this to get U/L (via pint)."""
+    """Multiply a CK value in each accepted spelling (lower case) by this to get U/L (pint)."""
     return {spelling: quantities.convert(1.0, unit, "activity")
             for spelling, unit in CK_UNIT_SPELLINGS.items()}
+
+
+def read_unit(text: str | None) -> str | None:
+    """The accepted spelling a unit text stands for (lower case, trimmed), or None."""
+    key = (text or "").strip().lower()
+    return key if key in CK_UNIT_SPELLINGS else None
+
+
+def drug_names(knowledge: Knowledge) -> list[tuple[str, str]]:
+    """(lower-case ingredient name, imnm drug concept) for the display-text fallback: each
+    ingredient's display in code_sets.toml when it is a plain name."""
+    out = []
+    for entry in knowledge.codes_in("drug"):
+        name = entry.display.lower()
+        if entry.concept and all(ch.isalpha() or ch == " " for ch in name):
+            out.append((name, entry.concept))
+    return sorted(set(out))
 
 
 def _literal(value: object) -> str:
@@ -82,9 +107,15 @@ def _values_view(name: str, columns: tuple[str, ...],
 
 def lookup_views(knowledge: Knowledge, params: Parameters) -> str:
     """The lookup views the screen joins, rendered from the knowledge base."""
-    codes = [(c.set, c.system.value, c.code, c.match, c.concept) for c in knowledge.codes
-             if c.set in ("dystrophy", "unexplained_myopathy", "myositis", "ck",
-                          "antibody_test", "genetic_test", "drug")]
+    codes = [(c.set, c.system.value, c.code, c.match, c.concept, "code")
+             for c in knowledge.codes if c.set in LABEL_AND_TEST_SETS]
+    codes += [("drug", CodeSystem.rxnorm.value, code, "exact", concept, how)
+              for code, concept, how in knowledge.drug_codes()]
+    ingredients = {c.code: c.concept for c in knowledge.codes_in("drug")}
+    products = [(p.omop_concept_id, ingredients[p.ingredient]) for p in knowledge.products
+                if p.omop_concept_id is not None and p.ingredient in ingredients]
+    answers = [(c.system.value, c.code, c.concept) for c in knowledge.codes_in("answer")]
+    answers += [(a.system.value, a.code, a.answer) for a in knowledge.answer_codes]
     bands = []
     for band in knowledge.ck_bands:
         limit = quantities.convert(band.upper_limit, band.unit, "activity")
@@ -100,13 +131,26 @@ def lookup_views(knowledge: Knowledge, params: Parameters) -> str:
                                      "review_days"),
                      [(params.as_of, params.max_age_years, params.min_ck_multiple,
                        params.review_days)]),
-        _values_view("imnm_codes", ("set_name", "system", "code", "match_kind", "concept"),
-                     codes),
+        _values_view("imnm_codes", ("set_name", "system", "code", "match_kind", "concept",
+                                    "how"), codes),
+        _values_view("imnm_product_concepts", ("concept_id", "concept"), products),
+        _values_view("imnm_hierarchy", ("relationship_id",),
+                     [(r,) for r in HIERARCHY_RELATIONSHIPS]),
+        _values_view("imnm_value_concepts", ("concept_id", "answer"),
+                     [(v.concept_id, v.answer) for v in knowledge.value_concepts]),
+        _values_view("imnm_answer_codes", ("system", "code", "answer"), answers),
+        _values_view("imnm_interpretations", ("code", "answer"),
+                     [(i.code, i.answer) for i in knowledge.interpretations]),
+        _values_view("imnm_answer_words", ("text", "answer"),
+                     [(w.text, w.answer) for w in knowledge.answer_words]),
+        _values_view("imnm_drug_names", ("name", "concept"), drug_names(knowledge)),
         _values_view("imnm_vocabulary", ("vocabulary_id", "system"),
                      [(k, v.value) for k, v in OMOP_VOCABULARIES.items()]),
         _values_view("imnm_fhir_system", ("uri", "system"),
                      [(uri, system.value) for system, uri in URIS.items()]),
-        _values_view("imnm_unit_factors", ("unit", "factor"), sorted(unit_factors().items())),
+        _values_view("imnm_unit_factors", ("spelling", "unit", "factor"),
+                     [(spelling, CK_UNIT_SPELLINGS[spelling], factor)
+                      for spelling, factor in sorted(unit_factors().items())]),
         _values_view("imnm_ck_bands", ("sex", "min_age_years", "max_age_years", "upper_limit"),
                      bands),
         _values_view("imnm_corticosteroids", ("concept",), [(s,) for s in steroids]),

@@ -38,7 +38,10 @@ class Engine(Protocol):
 
     def columns(self, view: str) -> set[str]: ...
 
-    def register_omop(self, location: str) -> dict[str, str]: ...
+    def register_omop(self, location: str, schema: str | None = None,
+                      vocab: str | None = None) -> dict[str, str]: ...
+
+    def conform(self, need: TableNeed) -> dict[str, int]: ...
 
     def register_fhir(self, directory: Path, needs: tuple[FhirNeed, ...]) -> set[str]: ...
 
@@ -67,14 +70,35 @@ def _fhir_files(directory: Path, resource: str) -> list[str]:
     return sorted(set(found))
 
 
+OMOP_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
+VOCABULARY_TABLES = ("concept", "concept_ancestor", "concept_relationship")
+# How an empty value is written in CSV exports: empty, R's NA, SQL NULL, PostgreSQL's \N.
+NULL_TOKENS = ("", "NA", "NULL", "null", "\\N", "NaN")
+
+
 def _omop_files(directory: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     for path in sorted(directory.iterdir()):
         name = path.name.lower()
-        for suffix in (".parquet", ".csv", ".csv.gz"):
+        for suffix in OMOP_SUFFIXES:
             if name.endswith(suffix):
                 files[name.removesuffix(suffix)] = str(path)
     return files
+
+
+def _delimiter(file: str) -> str:
+    """The delimiter of a CSV export, from its header line (tab, comma, semicolon, pipe)."""
+    import gzip
+
+    opener = gzip.open if file.endswith(".gz") else open
+    with opener(file, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
+        header = handle.readline()
+    counts = {d: header.count(d) for d in ("\t", ",", ";", "|")}
+    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+
+def _null_list() -> str:
+    return ", ".join(_string(t) for t in NULL_TOKENS)
 
 
 class DuckDBEngine:
@@ -88,6 +112,8 @@ class DuckDBEngine:
         except ImportError as exc:  # pragma: no cover - duckdb is a core dependency
             raise EngineUnavailable("DuckDB is not installed: pip install duckdb") from exc
         self.con = connection or duckdb.connect()
+        self._attached: list[str] = []
+        self._views: dict[str, str] = {}
 
     def execute(self, sql: str) -> None:
         self.con.execute(sql)
@@ -100,36 +126,126 @@ class DuckDBEngine:
     def columns(self, view: str) -> set[str]:
         return {r[0].lower() for r in self.con.execute(f"DESCRIBE {_ident(view)}").fetchall()}
 
+    def _define(self, view: str, select: str) -> None:
+        """(Re)define a view; its SQL is kept so a later step can wrap it (a view never
+        reads itself)."""
+        self._views[view] = select
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {_ident(view)} AS {select}")
+
     def _view_lowercase(self, view: str, relation: str) -> None:
         describe = f"DESCRIBE SELECT * FROM {relation}"  # noqa: S608 - quoted parts only
         cols = [r[0] for r in self.con.execute(describe).fetchall()]
         select = ", ".join(f"{_ident(c)} AS {_ident(c.lower())}" for c in cols)
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {_ident(view)} AS "  # noqa: S608
-                         f"SELECT {select} FROM {relation}")
+        self._define(view, f"SELECT {select} FROM {relation}")  # noqa: S608
 
-    def register_omop(self, location: str) -> dict[str, str]:
+    def _attach(self, path: Path) -> str:
+        alias = f"omop_source_{len(self._attached)}"
+        self.con.execute(f"ATTACH {_string(str(path))} AS {alias} (READ_ONLY)")
+        self._attached.append(alias)
+        return alias
+
+    def _schema_tables(self, alias: str, schema: str | None, what: str) -> tuple[str, list[str]]:
+        rows = self.con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? "
+            "UNION ALL SELECT schema_name, view_name FROM duckdb_views() "
+            "WHERE database_name = ? AND NOT internal", [alias, alias]).fetchall()
+        by_schema: dict[str, list[str]] = {}
+        for sch, table in rows:
+            by_schema.setdefault(sch, []).append(table)
+        if schema is None:
+            holding = [sch for sch, tables in by_schema.items()
+                       if what in {t.lower() for t in tables}]
+            schema = "main" if "main" in holding or not holding else sorted(holding)[0]
+        if schema not in by_schema:
+            raise InputUnusable(
+                f"--cdm-schema/--vocab: got schema {schema!r}; the DuckDB file has "
+                f"{', '.join(sorted(by_schema)) or 'no schema with tables'}")
+        return schema, by_schema[schema]
+
+    def _register_location(self, location: str, schema: str | None, what: str,
+                           only: tuple[str, ...] | None = None) -> dict[str, str]:
         path = Path(location)
         found: dict[str, str] = {}
         if path.is_file():
-            self.con.execute(f"ATTACH {_string(str(path))} AS omop_source (READ_ONLY)")
-            tables = self.con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'omop_source'"
-            ).fetchall()
-            for (table,) in tables:
-                relation = f"omop_source.main.{_ident(table)}"
+            alias = self._attach(path)
+            schema, tables = self._schema_tables(alias, schema, what)
+            for table in tables:
+                if only is not None and table.lower() not in only:
+                    continue
+                relation = f"{alias}.{_ident(schema)}.{_ident(table)}"
                 self._view_lowercase(table.lower(), relation)
                 found[table.lower()] = relation
             return found
         if path.is_dir():
             for table, file in _omop_files(path).items():
-                reader = ("read_parquet" if file.endswith(".parquet")
-                          else "read_csv")
-                options = "" if reader == "read_parquet" else ", header = true"
-                self._view_lowercase(table, f"{reader}({_string(file)}{options})")
+                if only is not None and table not in only:
+                    continue
+                if file.endswith(".parquet"):
+                    relation = f"read_parquet({_string(file)})"
+                else:
+                    relation = (f"read_csv({_string(file)}, header = true, all_varchar = true, "
+                                f"delim = {_string(_delimiter(file))}, quote = '\"', "
+                                "escape = '\"', strict_mode = false, null_padding = true)")
+                self._view_lowercase(table, relation)
                 found[table] = file
             return found
         raise InputUnusable(f"--omop: got {location!r}; expected a DuckDB file or a folder of "
                             "Parquet or CSV files")
+
+    def register_omop(self, location: str, schema: str | None = None,
+                      vocab: str | None = None) -> dict[str, str]:
+        found = self._register_location(location, schema, "person")
+        if vocab is not None:
+            if Path(vocab).exists():
+                found |= self._register_location(vocab, None, "concept", VOCABULARY_TABLES)
+            elif Path(location).is_file():
+                found |= self._register_location(location, vocab, "concept", VOCABULARY_TABLES)
+            else:
+                raise InputUnusable(f"--vocab: got {vocab!r}; expected a folder or DuckDB file "
+                                    "of vocabulary tables, or a schema of the --omop DuckDB file")
+        return found
+
+    def conform(self, need: TableNeed) -> dict[str, int]:
+        """Give the columns ``need`` reads their types, whatever the export wrote (text with
+        NA or \\N for empty, dates as YYYY-MM-DD, YYYYMMDD, unpadded or with a time); returns
+        per column how many values were present but could not be read."""
+        types = {r[0].lower(): str(r[1]).upper() for r in
+                 self.con.execute(f"DESCRIBE {_ident(need.name)}").fetchall()}
+        wanted = dict(need.columns)
+        exprs, checks = [], []
+        for column, have in types.items():
+            target = wanted.get(column)
+            ref = _ident(column)
+            if target is None or have.startswith(target) or (
+                    target == "BIGINT" and have in ("INTEGER", "HUGEINT", "SMALLINT")) or (
+                    target == "INTEGER" and have in ("BIGINT", "SMALLINT")) or (
+                    target == "DOUBLE" and have in ("FLOAT", "DECIMAL", "INTEGER", "BIGINT")):
+                exprs.append(ref)
+                continue
+            text = (f"CASE WHEN TRIM(CAST({ref} AS VARCHAR)) IN ({_null_list()}) THEN NULL "
+                    f"ELSE TRIM(CAST({ref} AS VARCHAR)) END")
+            if target == "DATE":
+                day = f"SPLIT_PART(REPLACE({text}, 'T', ' '), ' ', 1)"
+                typed = (f"COALESCE(TRY_CAST({day} AS DATE), "
+                         f"CAST(TRY_STRPTIME({day}, '%Y%m%d') AS DATE))")
+            elif target in ("BIGINT", "INTEGER"):
+                typed = (f"COALESCE(TRY_CAST({text} AS {target}), "
+                         f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS {target}))")
+            elif target == "DOUBLE":
+                typed = f"TRY_CAST({text} AS DOUBLE)"
+            else:
+                typed = text
+            exprs.append(f"{typed} AS {ref}")
+            checks.append((column, text, typed))
+        if not checks:
+            return {}
+        relation = f"({self._views[need.name]}) AS src"
+        counted = ", ".join(f"COUNT(*) FILTER (WHERE ({text}) IS NOT NULL AND ({typed}) IS NULL)"
+                            for _, text, typed in checks)
+        bad = self.con.execute(f"SELECT {counted} FROM {relation}").fetchone()  # noqa: S608
+        self._define(need.name, f"SELECT {', '.join(exprs)} FROM {relation}")  # noqa: S608
+        return {column: int(n) for (column, _, _), n in zip(checks, bad or (), strict=True)
+                if n}
 
     def register_fhir(self, directory: Path, needs: tuple[FhirNeed, ...]) -> set[str]:
         present = set()
@@ -151,15 +267,11 @@ class DuckDBEngine:
 
     def empty_table(self, need: TableNeed) -> None:
         select = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in need.columns)
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {need.name} AS SELECT {select} "
-                         "WHERE FALSE")
+        self._define(need.name, f"SELECT {select} WHERE FALSE")
 
     def add_null_columns(self, need: TableNeed, missing: list[tuple[str, str]]) -> None:
         extra = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in missing)
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {need.name}__with_nulls AS "  # noqa: S608
-                         f"SELECT *, {extra} FROM {need.name}")
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {need.name} AS "  # noqa: S608
-                         f"SELECT * FROM {need.name}__with_nulls")
+        self._define(need.name, f"SELECT *, {extra} FROM ({self._views[need.name]}) AS src")  # noqa: S608
 
     def close(self) -> None:
         self.con.close()
@@ -187,6 +299,8 @@ class SparkEngine:
         self.spark.sparkContext.setLogLevel("ERROR")
         # Out-of-range array access and bad casts give NULL, as in DuckDB.
         self.spark.conf.set("spark.sql.ansi.enabled", "false")
+        # A date that does not fit a pattern gives NULL (counted as unreadable), not an error.
+        self.spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
 
     def execute(self, sql: str) -> None:
         self.spark.sql(sql)
@@ -201,16 +315,19 @@ class SparkEngine:
         lowered = frame.toDF(*[c.lower() for c in frame.columns])
         lowered.createOrReplaceTempView(name)
 
-    def register_omop(self, location: str) -> dict[str, str]:
+    def _register_location(self, location: str, only: tuple[str, ...] | None = None
+                           ) -> dict[str, str]:
         found: dict[str, str] = {}
         if location.startswith("spark:"):
             database = location.removeprefix("spark:") or None
             for entry in self.spark.catalog.listTables(database):
+                name = entry.name.lower()
+                if only is not None and name not in only:
+                    continue
                 temporary = bool(entry.isTemporary)
                 qualified = entry.name if temporary or not database else \
                     f"{database}.{entry.name}"
                 frame = self.spark.table(qualified)
-                name = entry.name.lower()
                 if not (temporary and name == entry.name
                         and all(c == c.lower() for c in frame.columns)):
                     self._register(name, frame)  # a session view already usable is kept
@@ -219,15 +336,71 @@ class SparkEngine:
         path = Path(location)
         if path.is_dir():
             for table, file in _omop_files(path).items():
+                if only is not None and table not in only:
+                    continue
                 reader = self.spark.read
                 frame = (reader.parquet(file) if file.endswith(".parquet")
-                         else reader.option("header", True).option("inferSchema", True).csv(file))
+                         else reader.option("header", True).option("sep", _delimiter(file))
+                         .option("quote", '"').option("escape", '"').csv(file))
                 self._register(table, frame)
                 found[table] = file
             return found
         raise InputUnusable(
             f"--omop: got {location!r}; expected for Spark a folder of Parquet or CSV files or "
             "'spark:<database>' for tables in the session (Spark cannot read a DuckDB file)")
+
+    def register_omop(self, location: str, schema: str | None = None,
+                      vocab: str | None = None) -> dict[str, str]:
+        if schema is not None and location.startswith("spark:"):
+            location = f"spark:{schema}"
+        elif schema is not None:
+            raise InputUnusable("--cdm-schema: only for a DuckDB file or 'spark:' tables; a "
+                                "folder of files has no schemas")
+        found = self._register_location(location)
+        if vocab is not None:
+            where = vocab if vocab.startswith("spark:") or Path(vocab).exists() \
+                else f"spark:{vocab}"
+            found |= self._register_location(where, VOCABULARY_TABLES)
+        return found
+
+    def conform(self, need: TableNeed) -> dict[str, int]:
+        """As DuckDBEngine.conform, in Spark SQL."""
+        frame = self.spark.table(need.name)
+        types = {name.lower(): kind.upper() for name, kind in frame.dtypes}
+        wanted = {c: _NEUTRAL_TO_SPARK[t] for c, t in need.columns}
+        exprs, checks = [], []
+        nulls = ", ".join("'" + t.replace("\\", "\\\\") + "'" for t in NULL_TOKENS)
+        for column, have in types.items():
+            target = wanted.get(column)
+            ref = f"`{column}`"
+            if target is None or have == target or (
+                    target == "BIGINT" and have in ("INT", "SMALLINT")) or (
+                    target == "INT" and have in ("BIGINT", "SMALLINT")) or (
+                    target == "DOUBLE" and (have.startswith("DECIMAL") or have in (
+                        "FLOAT", "INT", "BIGINT"))):
+                exprs.append(ref)
+                continue
+            text = (f"CASE WHEN TRIM(CAST({ref} AS STRING)) IN ({nulls}) THEN NULL "
+                    f"ELSE TRIM(CAST({ref} AS STRING)) END")
+            if target == "DATE":
+                day = f"SPLIT(REPLACE({text}, 'T', ' '), ' ')[0]"
+                typed = (f"COALESCE(TO_DATE({day}, 'yyyy-M-d'), TO_DATE({day}, 'yyyyMMdd'))")
+            elif target in ("BIGINT", "INT"):
+                typed = (f"COALESCE(CAST({text} AS {target}), "
+                         f"CAST(CAST({text} AS DOUBLE) AS {target}))")
+            elif target == "DOUBLE":
+                typed = f"CAST({text} AS DOUBLE)"
+            else:
+                typed = text
+            exprs.append(f"{typed} AS {ref}")
+            checks.append((column, text, typed))
+        if not checks:
+            return {}
+        counted = [f"SUM(CASE WHEN ({text}) IS NOT NULL AND ({typed}) IS NULL THEN 1 ELSE 0 END)"
+                   f" AS `{column}`" for column, text, typed in checks]
+        bad = frame.selectExpr(*counted).collect()[0].asDict()
+        frame.selectExpr(*exprs).createOrReplaceTempView(need.name)
+        return {column: int(n) for column, n in bad.items() if n}
 
     def register_fhir(self, directory: Path, needs: tuple[FhirNeed, ...]) -> set[str]:
         present = set()

@@ -14,13 +14,12 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from imnm.codes import CodeSystem, is_valid
 from imnm.errors import InputError
 from imnm.knowledge import Knowledge
 from imnm.patient import Antibody, AntibodyStatus, Drug, Patient, load_patient
 from imnm.rules import suspicion
 from imnm.rules.treatment import corticosteroid_alone_days
-from imnm.screen.definition import Parameters, unit_factors
+from imnm.screen.definition import Parameters
 from imnm.screen.engines import Engine
 
 
@@ -35,8 +34,9 @@ def patients(engine: Engine, knowledge: Knowledge, as_of: dt.date,
              max_age_years: float, sample: int | None = None) -> Iterator[Patient]:
     """One Patient per staged child (the screen's staging views must exist); ``sample``
     keeps the first children by person id (for timing the per-child route)."""
-    codes = {(c.system.value, c.code): c for c in knowledge.codes if c.match == "exact"}
-    factors = unit_factors()
+    keywords = {}
+    for keyword in knowledge.keywords:
+        keywords.setdefault(keyword.set, keyword.text)
     # ``where`` holds only an int() value: nothing user-supplied reaches the SQL.
     where = "" if sample is None else (
         " WHERE person_id IN (SELECT person_id FROM imnm_person ORDER BY person_id"  # noqa: S608
@@ -54,45 +54,41 @@ def patients(engine: Engine, knowledge: Knowledge, as_of: dt.date,
                                 "birth_date": birth.isoformat() if birth else None}
         diagnoses = []
         for row in conditions.get(pid, []):
-            system, code, start = row["system"], row["code"], row["start_date"]
-            if system not in ("icd10cm", "snomedct") or not is_valid(CodeSystem(system), code):
-                continue
+            start = row["start_date"]
             if start is not None and start > as_of:
                 continue
-            diagnoses.append({"label": f"{system} {code}", "system": system, "code": code,
+            # The staging already placed the code in its set (by code or by the vocabulary's
+            # hierarchy); the label carries a keyword of that set so the rules place it too.
+            diagnoses.append({"label": f"{keywords[row['set_name']]} [{row['code']}]",
                               "status": "active" if row["active"] else "resolved"})
         ck: list[dict[str, Any]] = []
         antibodies: dict[str, str] = {}
         genetic: str | None = None
         for row in measurements.get(pid, []):
-            entry = codes.get((row["system"], row["code"]))
             when = row["date"]
-            if entry is None or (when is not None and when > as_of):
+            if when is not None and when > as_of:
                 continue
-            if entry.set == "ck" and row["value"] is not None and row["value"] >= 0 \
-                    and row["unit"] in factors:
-                factor = factors[row["unit"]]
+            if row["set_name"] == "ck" and row["value"] is not None and row["value"] >= 0 \
+                    and row["factor"] is not None:
+                factor = float(row["factor"])
                 result: dict[str, Any] = {"value": row["value"] * factor, "unit": "U/L",
                                           "date": when.isoformat() if when else None}
                 if row["range_high"] is not None:
                     result["upper_limit"] = row["range_high"] * factor
                 ck.append(result)
-            elif entry.set == "antibody_test" and row["result"] and entry.concept:
-                name = Antibody(entry.concept).value
+            elif row["set_name"] == "antibody_test" and row["result"] and row["concept"]:
+                name = Antibody(row["concept"]).value
                 if antibodies.get(name) != "positive":
                     antibodies[name] = row["result"]
-            elif entry.set == "genetic_test" and row["result"]:
+            elif row["set_name"] == "genetic_test" and row["result"]:
                 if genetic != "diagnostic":
                     genetic = "diagnostic" if row["result"] == "positive" else "negative"
         treatments = []
         for row in drugs.get(pid, []):
-            entry = codes.get((row["system"], row["code"]))
             start = row["start_date"]
-            if entry is None or entry.set != "drug" or entry.concept not in Drug.__members__:
+            if row["concept"] not in Drug.__members__ or start is None or start > as_of:
                 continue
-            if start is None or start > as_of:
-                continue
-            treatments.append({"drug": entry.concept, "start": start.isoformat(),
+            treatments.append({"drug": row["concept"], "start": start.isoformat(),
                                "end": (row["end_date"] or start).isoformat()})
         data |= {"diagnoses": diagnoses, "ck": ck, "antibodies": antibodies,
                  "treatments": treatments}

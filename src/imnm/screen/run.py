@@ -9,7 +9,7 @@ import csv
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,12 +17,77 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from imnm.knowledge import Knowledge, load_knowledge
+from imnm.screen.bundles import bundles_as_ndjson
 from imnm.screen.definition import Parameters, render
 from imnm.screen.engines import DuckDBEngine, Engine, InputUnusable, SparkEngine
 from imnm.screen.sources import FHIR_RESOURCES, OMOP_TABLES
 
 SUPPRESS_BELOW = 10  # aggregate counts under 10 are shown as "<10" (as Cumulus does)
 TIERS = ("test_for_antibodies", "review_dystrophy_label", "review_treatment", "not_assessable")
+
+
+COVERAGE_MEANING = {
+    "rows": "rows read",
+    "in_code_set": "in an imnm code set (read)",
+    "outside_every_set": "outside every imnm code set (not relevant to the screen)",
+    "concept_id_0": "concept id 0 (not mapped to a standard concept) and no usable source "
+                    "concept: NOT READ",
+    "concept_not_in_vocabulary": "concept id not found in CONCEPT: NOT READ",
+    "ck_unit_unreadable": "CK results whose unit could not be read: NOT USED",
+    "ck_without_value": "CK results without a value: NOT USED",
+    "antibody_uninterpretable": "anti-HMGCR/anti-SRP results that could not be interpreted "
+                                "(no coded answer, no interpretation code, no reference "
+                                "range): read as not tested",
+    "antibody_by_reference_range": "antibody results read as a number against their own "
+                                   "reference range",
+    "genetic_uninterpretable": "genetic results that could not be interpreted: NOT USED",
+    "no_birth_year": "persons without a year of birth: NOT SCREENED",
+    "no_birth_date": "patients without a readable birth date (kept, age unknown)",
+    "no_known_code_system": "resources with no coding in a code system imnm reads: NOT READ",
+    "subject_not_a_patient": "resources whose subject is no Patient of the input: NOT USED",
+    "concept_ancestor_rows": "CONCEPT_ANCESTOR rows",
+    "concept_relationship_hierarchy_rows": "CONCEPT_RELATIONSHIP rows of the hierarchy "
+                                           "relationships",
+    "in_code_set_by_display_text": "medications matched only by an ingredient name in their "
+                                   "text (stated fallback; check the coding)",
+}
+# Items that count something the screen could not read or use: shown first, flagged.
+UNREAD_ITEMS = {"concept_id_0", "concept_not_in_vocabulary", "ck_unit_unreadable",
+                "ck_without_value", "antibody_uninterpretable", "genetic_uninterpretable",
+                "no_birth_year", "no_known_code_system", "subject_not_a_patient",
+                "in_code_set_by_display_text"}
+
+
+class CoverageLine(BaseModel):
+    """One count of what the screen read, used, or could not read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: str
+    item: str
+    count: int
+    meaning: str
+    unread: bool
+
+
+def _meaning(item: str) -> str:
+    if item in COVERAGE_MEANING:
+        return COVERAGE_MEANING[item]
+    if item.startswith("unreadable_"):
+        return f"values of {item.removeprefix('unreadable_')} present but unreadable " \
+               "(read as empty)"
+    if item.startswith("set_concepts_by_"):
+        return f"code-set concepts found by {item.removeprefix('set_concepts_by_')}"
+    if item.startswith("in_code_set_by_"):
+        return f"matched through {item.removeprefix('in_code_set_by_').replace('_', ' ')}"
+    return item.replace("_", " ")
+
+
+def coverage_line(input_name: str, item: str, count: int) -> CoverageLine:
+    """A coverage count with its meaning."""
+    return CoverageLine(input=input_name, item=item, count=count, meaning=_meaning(item),
+                        unread=(item in UNREAD_ITEMS or item.startswith("unreadable_"))
+                        and count > 0)
 
 
 class WorklistRow(BaseModel):
@@ -54,32 +119,53 @@ class ScreenResult:
     population: int
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    coverage: list[CoverageLine] = field(default_factory=list)
+
+    def unread(self) -> list[CoverageLine]:
+        """The coverage counts of what could not be read or used."""
+        return [c for c in self.coverage if c.unread]
+
+    def report(self) -> dict[str, Any]:
+        """Everything but the rows, for a JSON report."""
+        return {"engine": self.engine, "source": self.source, "as_of": self.as_of.isoformat(),
+                "population_in_scope": self.population, "children_per_tier": self.counts(),
+                "missing_inputs": self.missing, "notes": self.notes,
+                "coverage": [c.model_dump() for c in self.coverage]}
 
     def counts(self) -> dict[str, int]:
         """Children per tier."""
         return dict(Counter(r.tier for r in self.rows))
 
     def aggregate(self) -> list[dict[str, str]]:
-        """Counts per tier and sex, counts under 10 suppressed."""
+        """Children per tier and sex (counts under 10 suppressed), then the coverage counts
+        (records, not children: what was read and what could not be)."""
         counted = Counter((r.tier, r.sex or "unknown") for r in self.rows)
         out = []
         for tier in TIERS:
             for sex in ("female", "male", "unknown"):
                 n = counted.get((tier, sex), 0)
-                out.append({"tier": tier, "sex": sex,
-                            "children": str(n) if n == 0 or n >= SUPPRESS_BELOW else "<10"})
+                out.append({"section": "worklist", "tier": tier, "sex": sex,
+                            "item": "children",
+                            "count": str(n) if n == 0 or n >= SUPPRESS_BELOW else "<10"})
+        for line in self.coverage:
+            out.append({"section": "coverage", "tier": "", "sex": "",
+                        "item": f"{line.input}.{line.item}", "count": str(line.count)})
         return out
 
 
-def _check_omop(engine: Engine, registered: dict[str, str]) -> tuple[list[str], list[str]]:
-    missing, notes = [], []
+def _check_omop(engine: Engine, registered: dict[str, str]
+                ) -> tuple[list[str], list[str], list[CoverageLine]]:
+    missing, notes, unreadable = [], [], []
     for need in OMOP_TABLES:
         if need.name not in registered:
             if need.fatal:
                 raise InputUnusable(f"OMOP input: table {need.name} is missing; the screen "
                                     "cannot run without it")
             engine.empty_table(need)
-            missing.append(need.name)
+            if need.vocabulary:
+                notes.append(f"vocabulary table {need.name} is missing: no {need.affects}")
+            else:
+                missing.append(need.name)
             continue
         have = engine.columns(need.name)
         absent_required = [c for c, _ in need.required if c not in have]
@@ -91,11 +177,47 @@ def _check_omop(engine: Engine, registered: dict[str, str]) -> tuple[list[str], 
             missing.append(f"{need.name} (no column {', '.join(absent_required)})")
             continue
         absent_optional = [(c, t) for c, t in need.optional if c not in have]
+        for column, count in engine.conform(need).items():
+            unreadable.append(coverage_line(need.name, f"unreadable_{column}", count))
         if absent_optional:
             engine.add_null_columns(need, absent_optional)
             notes.append(f"{need.name}: column(s) {', '.join(c for c, _ in absent_optional)} "
                          "absent, read as empty")
-    return missing, notes
+    return missing, notes, unreadable
+
+
+def _vocabulary_notes(coverage: list[CoverageLine]) -> list[str]:
+    counts = {c.item: c.count for c in coverage if c.input == "vocabulary"}
+    ancestors = counts.get("concept_ancestor_rows", 0)
+    relations = counts.get("concept_relationship_hierarchy_rows", 0)
+    if ancestors == 0 and relations == 0:
+        return ["the vocabulary has neither CONCEPT_ANCESTOR nor CONCEPT_RELATIONSHIP rows: "
+                "code sets were matched on their own codes and on the product map of "
+                "results.toml only, so a diagnosis, test or drug coded with a more specific "
+                "concept is missed; load the full vocabulary (--vocab) to expand them"]
+    if ancestors == 0:
+        return ["CONCEPT_ANCESTOR is empty: code sets were expanded through "
+                "CONCEPT_RELATIONSHIP (up to three steps) instead of by descendants"]
+    return []
+
+
+def _coverage(engine: Engine, source: str) -> list[CoverageLine]:
+    raw = engine.rows("SELECT input, item, n FROM imnm_coverage")
+    counts: dict[tuple[str, str], int] = {}
+    for row in raw:
+        counts[(str(row["input"]), str(row["item"]))] = int(row["n"] or 0)
+    inputs = ("condition_occurrence", "measurement", "drug_exposure") if source == "omop" \
+        else ("Condition", "Observation", "Medication")
+    for name in inputs:
+        for item in ("rows", "in_code_set") + (
+                ("concept_id_0", "concept_not_in_vocabulary") if source == "omop"
+                else ("no_known_code_system", "subject_not_a_patient")):
+            counts.setdefault((name, item), 0)
+        rows = counts.get((name, "rows"), 0)
+        accounted = sum(counts.get((name, item), 0) for item in (
+            "in_code_set", "concept_id_0", "concept_not_in_vocabulary", "no_known_code_system"))
+        counts[(name, "outside_every_set")] = max(rows - accounted, 0)
+    return [coverage_line(i, item, n) for (i, item), n in counts.items()]
 
 
 def _inputs_view(missing: list[str]) -> str:
@@ -126,24 +248,32 @@ def run_screen(
     knowledge: Knowledge | None = None,
     parameters: dict[str, float] | None = None,
     progress: Callable[[str], Any] | None = None,
+    cdm_schema: str | None = None,
+    vocab: str | None = None,
 ) -> ScreenResult:
-    """Screen the population in ``location`` (OMOP CDM or bulk FHIR NDJSON)."""
+    """Screen the population in ``location`` (OMOP CDM, bulk FHIR NDJSON, or a folder of FHIR
+    Bundles). ``cdm_schema`` names the CDM's schema in a DuckDB file (or Spark database);
+    ``vocab`` a separate vocabulary schema, folder or DuckDB file."""
     kb = knowledge or load_knowledge()
     when = as_of or dt.date.today()
     params = Parameters.from_knowledge(kb, when, parameters)
     own = engine is None
     eng = engine or make_engine(engine_name)
     step = progress or (lambda _label: nullcontext())
+    stack = ExitStack()
     try:
         with step("reading the input"):
+            unreadable: list[CoverageLine] = []
             if source == "omop":
-                registered = eng.register_omop(location)
-                missing, notes = _check_omop(eng, registered)
+                registered = eng.register_omop(location, cdm_schema, vocab)
+                missing, notes, unreadable = _check_omop(eng, registered)
             else:
                 directory = Path(location)
                 if not directory.is_dir():
                     raise InputUnusable(f"--fhir: got {location!r}; expected a folder of bulk "
-                                        "NDJSON files (Patient.ndjson, Condition.ndjson, ...)")
+                                        "NDJSON files (Patient.ndjson, Condition.ndjson, ...) "
+                                        "or of FHIR Bundles (*.json, *.json.gz)")
+                directory = stack.enter_context(bundles_as_ndjson(directory))
                 present = eng.register_fhir(directory, FHIR_RESOURCES)
                 if "Patient" not in present:
                     raise InputUnusable(f"--fhir: no Patient NDJSON in {location!r}; the screen "
@@ -164,9 +294,14 @@ def run_screen(
         with step("screening"):
             raw = eng.rows(rendered.query)
             population = int(eng.rows(rendered.count_query)[0]["n"])
+        with step("counting what could not be read"):
+            coverage = unreadable + _coverage(eng, source)
+        if source == "omop":
+            notes += _vocabulary_notes(coverage)
         rows = sorted((_row(r) for r in raw), key=lambda r: (r.tier, r.person_id))
-        return ScreenResult(eng.name, source, when, rows, population, missing, notes)
+        return ScreenResult(eng.name, source, when, rows, population, missing, notes, coverage)
     finally:
+        stack.close()
         if own:
             eng.close()
 

@@ -20,6 +20,7 @@ class TableNeed:
     optional: tuple[tuple[str, str], ...] = ()
     affects: str = ""  # what is not assessable without it
     fatal: bool = False  # without it nothing can be screened
+    vocabulary: bool = False  # a vocabulary table: without it code sets are not expanded
 
     @property
     def columns(self) -> tuple[tuple[str, str], ...]:
@@ -34,7 +35,13 @@ OMOP_TABLES: tuple[TableNeed, ...] = (
               fatal=True),
     TableNeed("concept", (("concept_id", "BIGINT"), ("concept_code", "VARCHAR"),
                           ("vocabulary_id", "VARCHAR"), ("concept_name", "VARCHAR")),
-              fatal=True),
+              fatal=True, vocabulary=True),
+    TableNeed("concept_ancestor", (("ancestor_concept_id", "BIGINT"),
+                                   ("descendant_concept_id", "BIGINT")),
+              affects="code-set descendants", vocabulary=True),
+    TableNeed("concept_relationship", (("concept_id_1", "BIGINT"), ("concept_id_2", "BIGINT"),
+                                       ("relationship_id", "VARCHAR")),
+              affects="code-set expansion without concept_ancestor", vocabulary=True),
     TableNeed("condition_occurrence", (("person_id", "BIGINT"), ("condition_concept_id", "BIGINT"),
                                        ("condition_start_date", "DATE")),
               (("condition_source_concept_id", "BIGINT"),),
@@ -43,11 +50,11 @@ OMOP_TABLES: tuple[TableNeed, ...] = (
                               ("measurement_date", "DATE")),
               (("value_as_number", "DOUBLE"), ("value_as_concept_id", "BIGINT"),
                ("unit_concept_id", "BIGINT"), ("unit_source_value", "VARCHAR"),
-               ("range_high", "DOUBLE")),
+               ("range_high", "DOUBLE"), ("value_source_value", "VARCHAR")),
               affects="CK, antibody and genetic results"),
     TableNeed("drug_exposure", (("person_id", "BIGINT"), ("drug_concept_id", "BIGINT"),
                                 ("drug_exposure_start_date", "DATE")),
-              (("drug_exposure_end_date", "DATE"),),
+              (("drug_exposure_end_date", "DATE"), ("drug_source_concept_id", "BIGINT")),
               affects="treatments"),
 )
 
@@ -83,6 +90,8 @@ FHIR_RESOURCES: tuple[FhirNeed, ...] = (
     FhirNeed("Observation", "fhir_observation",
              (("id", "string"), ("subject", REFERENCE), ("code", CODEABLE),
               ("valueQuantity", QUANTITY), ("valueCodeableConcept", CODEABLE),
+              ("valueString", "string"),
+              ("interpretation", ("array", CODEABLE)),
               ("referenceRange", ("array", ("struct", (("high", QUANTITY),)))),
               ("effectiveDateTime", "string"), ("status", "string")),
              affects="CK, antibody and genetic results"),

@@ -26,24 +26,9 @@ people AS (
        OR DATE_DIFF('day', p.birth_date, params.as_of) / 365.25 <= params.max_age_years
 ),
 active_conditions AS (
-    SELECT c.person_id, c.system, c.code
+    SELECT c.person_id, c.set_name, c.code
     FROM imnm_condition AS c CROSS JOIN params
     WHERE c.active AND (c.start_date IS NULL OR c.start_date <= params.as_of)
-),
-label_codes AS (
-    SELECT set_name, system, code, match_kind FROM imnm_codes
-    WHERE set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
-),
-labels AS (
-    SELECT c.person_id, k.set_name, c.code
-    FROM active_conditions AS c
-    JOIN label_codes AS k ON k.system = c.system AND k.code = c.code
-    UNION
-    SELECT c.person_id, k.set_name, c.code
-    FROM active_conditions AS c
-    JOIN label_codes AS k
-        ON k.system = c.system AND k.match_kind = 'prefix'
-       AND SUBSTR(c.code, 1, LENGTH(k.code)) = k.code
 ),
 label_flags AS (
     SELECT person_id,
@@ -51,27 +36,23 @@ label_flags AS (
            MAX(CASE WHEN set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END)
                AS has_warning_label,
            STRING_AGG(DISTINCT code, ';' ORDER BY code) AS label_codes
-    FROM labels
+    FROM active_conditions
     GROUP BY person_id
 ),
 results AS (
-    SELECT m.person_id, k.set_name, k.concept, m.value, m.unit, m.range_high, m.result, m.date
+    SELECT m.person_id, m.set_name, m.concept, m.value, m.factor, m.range_high, m.result,
+           m.date
     FROM imnm_measurement AS m
-    JOIN imnm_codes AS k ON k.system = m.system AND k.code = m.code
     CROSS JOIN params
-    WHERE k.set_name IN ('ck', 'antibody_test', 'genetic_test')
-      AND (m.date IS NULL OR m.date <= params.as_of)
+    WHERE m.date IS NULL OR m.date <= params.as_of
 ),
 ck AS (
     SELECT r.person_id, r.date,
-           r.value * f.factor AS value_u_per_l,
-           COALESCE(r.range_high * f.factor, b.upper_limit,
-                    CASE WHEN p.birth_date IS NULL THEN top.upper_limit END) AS uln,
-           CASE WHEN r.range_high IS NULL AND b.upper_limit IS NULL THEN 1 ELSE 0 END
-               AS bound_only
+           r.value * r.factor AS value_u_per_l,
+           COALESCE(r.range_high * r.factor, b.upper_limit,
+                    CASE WHEN p.birth_date IS NULL THEN top.upper_limit END) AS uln
     FROM results AS r
     CROSS JOIN params
-    JOIN imnm_unit_factors AS f ON f.unit = r.unit
     JOIN people AS p ON p.person_id = r.person_id
     LEFT JOIN imnm_ck_bands AS b
         ON b.sex = CASE WHEN p.sex IN ('male', 'female') THEN p.sex ELSE 'male' END
@@ -80,7 +61,7 @@ ck AS (
        AND DATE_DIFF('day', p.birth_date, COALESCE(r.date, params.as_of)) / 365.25
            < b.max_age_years
     CROSS JOIN (SELECT MAX(upper_limit) AS upper_limit FROM imnm_ck_bands) AS top
-    WHERE r.set_name = 'ck' AND r.value IS NOT NULL AND r.value >= 0
+    WHERE r.set_name = 'ck' AND r.value IS NOT NULL AND r.value >= 0 AND r.factor IS NOT NULL
 ),
 ck_peak AS (
     SELECT ck.person_id,
@@ -108,12 +89,11 @@ genetics AS (
     GROUP BY person_id
 ),
 drugs AS (
-    SELECT d.person_id, k.concept, d.start_date,
+    SELECT d.person_id, d.concept, d.start_date,
            COALESCE(d.end_date, d.start_date) AS end_date
     FROM imnm_drug AS d
-    JOIN imnm_codes AS k ON k.system = d.system AND k.code = d.code
     CROSS JOIN params
-    WHERE k.set_name = 'drug' AND d.start_date IS NOT NULL AND d.start_date <= params.as_of
+    WHERE d.start_date IS NOT NULL AND d.start_date <= params.as_of
 ),
 steroid_alone AS (
     SELECT d.person_id,

@@ -1,10 +1,16 @@
 -- imnm screen, staging from FHIR R4 bulk NDJSON (DuckDB dialect; transpiled to Spark SQL).
 -- Reads the raw resource views fhir_patient, fhir_condition, fhir_observation,
 -- fhir_medicationrequest and fhir_medicationadministration (one row per NDJSON line, schema
--- in sources.py) and writes the same canonical views as the OMOP staging.
+-- in sources.py) and writes the same canonical views as the OMOP staging, plus imnm_coverage.
 -- Conditions: refuted and entered-in-error are left out; resolved, inactive and remission
 -- are kept but not active. Observations: entered-in-error and cancelled are left out. Dates:
--- the first ten characters of a dateTime.
+-- the first ten characters of a dateTime. References: the id after the last '/' or ':', so
+-- 'Patient/123', 'urn:uuid:123' and 'https://ehr/fhir/Patient/123' all name patient 123.
+-- Medications: RxNorm ingredients and the products of results.toml; a medication none of
+-- whose codings is known is matched, as a stated fallback, by an ingredient's name as a whole
+-- word of its text or display (counted in imnm_coverage).
+-- Results: a coded answer (SNOMED CT / LOINC answer codes, or the whole text), else an HL7
+-- interpretation code, else the number against the result's own reference range.
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_person AS
 SELECT
@@ -14,13 +20,15 @@ SELECT
 FROM fhir_patient AS p
 WHERE p.id IS NOT NULL;
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_condition AS
+CREATE OR REPLACE TEMPORARY VIEW imnm_condition_codings AS
 WITH codings AS (
     SELECT
-        REPLACE(c.subject.reference, 'Patient/', '') AS person_id,
+        c.id AS resource_id,
+        REGEXP_EXTRACT(c.subject.reference, '([^/:]+)$', 1) AS person_id,
         cd.system AS uri,
         cd.code AS code,
-        TRY_CAST(SUBSTR(COALESCE(c.onsetDateTime, c.recordedDate), 1, 10) AS DATE) AS start_date,
+        TRY_CAST(SUBSTR(COALESCE(c.onsetDateTime, c.recordedDate), 1, 10) AS DATE)
+            AS start_date,
         COALESCE(c.clinicalStatus.coding[1].code, 'active')
             NOT IN ('resolved', 'inactive', 'remission') AS active
     FROM fhir_condition AS c
@@ -28,68 +36,233 @@ WITH codings AS (
     WHERE COALESCE(c.verificationStatus.coding[1].code, 'confirmed')
         NOT IN ('refuted', 'entered-in-error')
 )
-SELECT DISTINCT x.person_id, s.system, x.code, x.start_date, x.active
+SELECT x.resource_id, x.person_id, s.system, x.code, x.start_date, x.active
 FROM codings AS x
-JOIN imnm_fhir_system AS s ON s.uri = x.uri;
+LEFT JOIN imnm_fhir_system AS s ON s.uri = x.uri;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_condition AS
+SELECT DISTINCT x.person_id, k.set_name, k.concept, x.code, x.start_date, x.active
+FROM imnm_condition_codings AS x
+JOIN imnm_codes AS k ON k.system = x.system AND k.code = x.code
+WHERE k.match_kind = 'exact' AND k.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
+UNION
+SELECT DISTINCT x.person_id, k.set_name, k.concept, x.code, x.start_date, x.active
+FROM imnm_condition_codings AS x
+JOIN imnm_codes AS k
+    ON k.system = x.system AND SUBSTR(x.code, 1, LENGTH(k.code)) = k.code
+WHERE k.match_kind = 'prefix' AND k.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis');
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_observation_codings AS
+WITH codings AS (
+SELECT
+    o.id AS resource_id,
+    REGEXP_EXTRACT(o.subject.reference, '([^/:]+)$', 1) AS person_id,
+    cd.system AS uri,
+    cd.code AS code,
+    o.valueQuantity.value AS value,
+    LOWER(TRIM(COALESCE(o.valueQuantity.code, o.valueQuantity.unit))) AS unit_text,
+    o.referenceRange[1].high.value AS range_high,
+    LOWER(TRIM(REPLACE(COALESCE(o.valueCodeableConcept.text,
+                                o.valueCodeableConcept.coding[1].display, o.valueString),
+                       CHR(8203), ''))) AS answer_text,
+    o.interpretation[1].coding[1].code AS interpretation,
+    TRY_CAST(SUBSTR(o.effectiveDateTime, 1, 10) AS DATE) AS date
+FROM fhir_observation AS o
+CROSS JOIN UNNEST(o.code.coding) AS t(cd)
+WHERE COALESCE(o.status, 'final') NOT IN ('entered-in-error', 'cancelled')
+)
+SELECT x.resource_id, x.person_id, s.system, x.code, x.value, x.unit_text, x.range_high,
+       x.answer_text, x.interpretation, x.date
+FROM codings AS x
+LEFT JOIN imnm_fhir_system AS s ON s.uri = x.uri;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_observation_answers AS
+WITH codings AS (
+    SELECT o.id AS resource_id, vc.system AS uri, vc.code AS code
+    FROM fhir_observation AS o
+    CROSS JOIN UNNEST(o.valueCodeableConcept.coding) AS t(vc)
+)
+SELECT x.resource_id,
+       CASE WHEN MIN(a.answer) = MAX(a.answer) THEN MIN(a.answer) END AS answer
+FROM codings AS x
+JOIN imnm_fhir_system AS s ON s.uri = x.uri
+JOIN imnm_answer_codes AS a ON a.system = s.system AND a.code = x.code
+GROUP BY x.resource_id;
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_measurement AS
-WITH codings AS (
-    SELECT
-        REPLACE(o.subject.reference, 'Patient/', '') AS person_id,
-        cd.system AS uri,
-        cd.code AS code,
-        o.valueQuantity.value AS value,
-        COALESCE(o.valueQuantity.unit, o.valueQuantity.code) AS unit,
-        o.referenceRange[1].high.value AS range_high,
-        LOWER(COALESCE(o.valueCodeableConcept.text, o.valueCodeableConcept.coding[1].display))
-            AS answer,
-        TRY_CAST(SUBSTR(o.effectiveDateTime, 1, 10) AS DATE) AS date
-    FROM fhir_observation AS o
-    CROSS JOIN UNNEST(o.code.coding) AS t(cd)
-    WHERE COALESCE(o.status, 'final') NOT IN ('entered-in-error', 'cancelled')
+WITH hits AS (
+    SELECT x.*, k.set_name, k.concept
+    FROM imnm_observation_codings AS x
+    JOIN imnm_codes AS k ON k.system = x.system AND k.code = x.code
+    WHERE k.match_kind = 'exact' AND k.set_name IN ('ck', 'antibody_test', 'genetic_test')
+),
+coded AS (
+    SELECT h.*, f.unit, f.factor,
+           COALESCE(a.answer, w.answer, i.answer) AS coded_answer,
+           CASE WHEN a.answer IS NOT NULL OR w.answer IS NOT NULL THEN 'coded'
+                WHEN i.answer IS NOT NULL THEN 'interpretation' END AS coded_basis
+    FROM hits AS h
+    LEFT JOIN imnm_unit_factors AS f ON f.spelling = h.unit_text
+    LEFT JOIN imnm_observation_answers AS a ON a.resource_id = h.resource_id
+    LEFT JOIN imnm_answer_words AS w ON w.text = h.answer_text
+    LEFT JOIN imnm_interpretations AS i ON i.code = h.interpretation
 )
 SELECT
-    x.person_id, s.system, x.code, x.value, x.unit, x.range_high,
+    person_id, set_name, concept, code,
+    CAST(value AS DOUBLE) AS value,
+    unit,
+    factor,
+    CAST(range_high AS DOUBLE) AS range_high,
     CASE
-        WHEN x.answer IN ('positive', 'detected', 'present') THEN 'positive'
-        WHEN x.answer IN ('negative', 'not detected', 'absent') THEN 'negative'
-        ELSE NULL
+        WHEN set_name = 'ck' THEN NULL
+        WHEN coded_answer IS NOT NULL THEN coded_answer
+        WHEN value IS NOT NULL AND range_high IS NOT NULL AND value > range_high
+            THEN 'positive'
+        WHEN value IS NOT NULL AND range_high IS NOT NULL THEN 'negative'
     END AS result,
-    x.date
-FROM codings AS x
-JOIN imnm_fhir_system AS s ON s.uri = x.uri;
+    CASE
+        WHEN set_name = 'ck' THEN NULL
+        WHEN coded_answer IS NOT NULL THEN coded_basis
+        WHEN value IS NOT NULL AND range_high IS NOT NULL THEN 'reference_range'
+    END AS result_basis,
+    date
+FROM coded;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_medications AS
+SELECT
+    r.id AS resource_id,
+    REGEXP_EXTRACT(r.subject.reference, '([^/:]+)$', 1) AS person_id,
+    r.medicationCodeableConcept AS medication,
+    TRY_CAST(SUBSTR(COALESCE(r.dispenseRequest.validityPeriod.start, r.authoredOn), 1, 10)
+        AS DATE) AS start_date,
+    TRY_CAST(SUBSTR(r.dispenseRequest.validityPeriod."end", 1, 10) AS DATE) AS end_date
+FROM fhir_medicationrequest AS r
+WHERE COALESCE(r.status, 'active') NOT IN ('entered-in-error', 'cancelled', 'draft')
+UNION ALL
+SELECT
+    a.id AS resource_id,
+    REGEXP_EXTRACT(a.subject.reference, '([^/:]+)$', 1) AS person_id,
+    a.medicationCodeableConcept AS medication,
+    TRY_CAST(SUBSTR(COALESCE(a.effectivePeriod.start, a.effectiveDateTime), 1, 10)
+        AS DATE) AS start_date,
+    TRY_CAST(SUBSTR(COALESCE(a.effectivePeriod."end", a.effectiveDateTime), 1, 10)
+        AS DATE) AS end_date
+FROM fhir_medicationadministration AS a
+WHERE COALESCE(a.status, 'completed') NOT IN ('entered-in-error', 'not-done');
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_drug_matches AS
+WITH codings AS (
+    SELECT m.resource_id, m.person_id, cd.system AS uri, cd.code AS code, m.start_date,
+           m.end_date
+    FROM imnm_medications AS m
+    CROSS JOIN UNNEST(m.medication.coding) AS t(cd)
+),
+coded AS (
+    SELECT x.resource_id, x.person_id, k.concept, x.code, k.how, x.start_date, x.end_date
+    FROM codings AS x
+    JOIN imnm_fhir_system AS s ON s.uri = x.uri
+    JOIN imnm_codes AS k ON k.system = s.system AND k.code = x.code
+    WHERE k.set_name = 'drug'
+),
+by_text AS (
+    SELECT m.resource_id, m.person_id, n.concept, n.name AS code, 'display_text' AS how,
+           m.start_date, m.end_date
+    FROM imnm_medications AS m
+    JOIN imnm_drug_names AS n
+        ON (' ' || REGEXP_REPLACE(LOWER(COALESCE(m.medication.text,
+                                                 m.medication.coding[1].display)),
+                                  '[^a-z0-9]+', ' ', 'g') || ' ')
+           LIKE ('% ' || n.name || ' %')
+    WHERE m.resource_id NOT IN (SELECT resource_id FROM coded WHERE resource_id IS NOT NULL)
+)
+SELECT resource_id, person_id, concept, code, how, start_date, end_date FROM coded
+UNION ALL
+SELECT resource_id, person_id, concept, code, how, start_date, end_date FROM by_text;
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_drug AS
-WITH requests AS (
-    SELECT
-        REPLACE(r.subject.reference, 'Patient/', '') AS person_id,
-        cd.system AS uri,
-        cd.code AS code,
-        TRY_CAST(SUBSTR(COALESCE(r.dispenseRequest.validityPeriod.start, r.authoredOn), 1, 10)
-            AS DATE) AS start_date,
-        TRY_CAST(SUBSTR(r.dispenseRequest.validityPeriod."end", 1, 10) AS DATE) AS end_date
-    FROM fhir_medicationrequest AS r
-    CROSS JOIN UNNEST(r.medicationCodeableConcept.coding) AS t(cd)
-    WHERE COALESCE(r.status, 'active') NOT IN ('entered-in-error', 'cancelled', 'draft')
+SELECT person_id, concept, code, how, start_date, end_date FROM imnm_drug_matches;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
+WITH patients AS (
+    SELECT DISTINCT person_id FROM imnm_person
 ),
-administrations AS (
-    SELECT
-        REPLACE(a.subject.reference, 'Patient/', '') AS person_id,
-        cd.system AS uri,
-        cd.code AS code,
-        TRY_CAST(SUBSTR(COALESCE(a.effectivePeriod.start, a.effectiveDateTime), 1, 10)
-            AS DATE) AS start_date,
-        TRY_CAST(SUBSTR(COALESCE(a.effectivePeriod."end", a.effectiveDateTime), 1, 10)
-            AS DATE) AS end_date
-    FROM fhir_medicationadministration AS a
-    CROSS JOIN UNNEST(a.medicationCodeableConcept.coding) AS t(cd)
-    WHERE COALESCE(a.status, 'completed') NOT IN ('entered-in-error', 'not-done')
+conditions AS (
+    SELECT c.id,
+           MAX(CASE WHEN x.system IS NOT NULL THEN 1 ELSE 0 END) AS known_system,
+           MAX(CASE WHEN k.person_id IS NOT NULL THEN 1 ELSE 0 END) AS used,
+           MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+    FROM fhir_condition AS c
+    LEFT JOIN imnm_condition_codings AS x ON x.resource_id = c.id
+    LEFT JOIN imnm_condition AS k ON k.person_id = x.person_id AND k.code = x.code
+    LEFT JOIN patients AS p ON p.person_id = REGEXP_EXTRACT(c.subject.reference, '([^/:]+)$', 1)
+    GROUP BY c.id
 ),
-given AS (
-    SELECT * FROM requests
-    UNION ALL
-    SELECT * FROM administrations
+observations AS (
+    SELECT o.id,
+           MAX(CASE WHEN x.system IS NOT NULL THEN 1 ELSE 0 END) AS known_system,
+           MAX(CASE WHEN k.set_name IS NOT NULL THEN 1 ELSE 0 END) AS used,
+           MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+    FROM fhir_observation AS o
+    LEFT JOIN imnm_observation_codings AS x ON x.resource_id = o.id
+    LEFT JOIN imnm_codes AS k ON k.system = x.system AND k.code = x.code
+        AND k.set_name IN ('ck', 'antibody_test', 'genetic_test')
+    LEFT JOIN patients AS p ON p.person_id = REGEXP_EXTRACT(o.subject.reference, '([^/:]+)$', 1)
+    GROUP BY o.id
+),
+medications AS (
+    SELECT m.resource_id AS id,
+           MAX(CASE WHEN d.concept IS NOT NULL THEN 1 ELSE 0 END) AS used,
+           MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+    FROM imnm_medications AS m
+    LEFT JOIN imnm_drug_matches AS d ON d.resource_id = m.resource_id
+    LEFT JOIN patients AS p ON p.person_id = m.person_id
+    GROUP BY m.resource_id
 )
-SELECT x.person_id, s.system, x.code, x.start_date, x.end_date
-FROM given AS x
-JOIN imnm_fhir_system AS s ON s.uri = x.uri;
+SELECT 'Condition' AS input, 'rows' AS item, COUNT(*) AS n FROM conditions
+UNION ALL
+SELECT 'Condition' AS input, 'in_code_set' AS item, SUM(used) AS n FROM conditions
+UNION ALL
+SELECT 'Condition' AS input, 'no_known_code_system' AS item, COUNT(*) AS n FROM conditions
+WHERE known_system = 0
+UNION ALL
+SELECT 'Condition' AS input, 'subject_not_a_patient' AS item, SUM(orphan) AS n FROM conditions
+UNION ALL
+SELECT 'Observation' AS input, 'rows' AS item, COUNT(*) AS n FROM observations
+UNION ALL
+SELECT 'Observation' AS input, 'in_code_set' AS item, SUM(used) AS n FROM observations
+UNION ALL
+SELECT 'Observation' AS input, 'no_known_code_system' AS item, COUNT(*) AS n FROM observations
+WHERE known_system = 0
+UNION ALL
+SELECT 'Observation' AS input, 'subject_not_a_patient' AS item, SUM(orphan) AS n
+FROM observations
+UNION ALL
+SELECT 'Observation' AS input, 'ck_unit_unreadable' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'ck' AND value IS NOT NULL AND factor IS NULL
+UNION ALL
+SELECT 'Observation' AS input, 'ck_without_value' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'ck' AND value IS NULL
+UNION ALL
+SELECT 'Observation' AS input, 'antibody_uninterpretable' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'antibody_test' AND result IS NULL
+UNION ALL
+SELECT 'Observation' AS input, 'antibody_by_reference_range' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE result_basis = 'reference_range'
+UNION ALL
+SELECT 'Observation' AS input, 'genetic_uninterpretable' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'genetic_test' AND result IS NULL
+UNION ALL
+SELECT 'Medication' AS input, 'rows' AS item, COUNT(*) AS n FROM medications
+UNION ALL
+SELECT 'Medication' AS input, 'in_code_set' AS item, SUM(used) AS n FROM medications
+UNION ALL
+SELECT 'Medication' AS input, 'subject_not_a_patient' AS item, SUM(orphan) AS n
+FROM medications
+UNION ALL
+SELECT 'Medication' AS input, CONCAT('in_code_set_by_', how) AS item, COUNT(*) AS n
+FROM imnm_drug GROUP BY how
+UNION ALL
+SELECT 'person' AS input, 'rows' AS item, COUNT(*) AS n FROM fhir_patient
+UNION ALL
+SELECT 'person' AS input, 'no_birth_date' AS item, COUNT(*) AS n FROM imnm_person
+WHERE birth_date IS NULL

@@ -1,8 +1,20 @@
 -- imnm screen, staging from OMOP CDM v5.4 (DuckDB dialect; transpiled to Spark SQL).
--- Reads: person, concept, condition_occurrence, measurement, drug_exposure (see sources.py).
--- Writes the four canonical views the screen reads: imnm_person, imnm_condition,
--- imnm_measurement, imnm_drug. Codes come from CONCEPT (vocabulary_id + concept_code) for
--- both the standard and the source concept of each row.
+-- Reads: person, concept, concept_ancestor, concept_relationship, condition_occurrence,
+-- measurement, drug_exposure (see sources.py; the two hierarchy tables may be empty).
+-- Writes the canonical views the screen reads (imnm_person, imnm_condition,
+-- imnm_measurement, imnm_drug), each holding only rows that fall in an imnm code set, and
+-- imnm_coverage: what the screen read, used, and could not read.
+--
+-- Code sets follow the OHDSI convention of concept sets with descendants:
+--   1. the code sets' own codes, found in CONCEPT by vocabulary and code (and the OMOP ids of
+--      results.toml's drug products);
+--   2. their descendants in CONCEPT_ANCESTOR;
+--   3. where CONCEPT_ANCESTOR is empty or partial, up to three steps down CONCEPT_RELATIONSHIP
+--      ('Maps to', 'Consists of', 'RxNorm has ing', 'Is a', 'Tradename of': every concept
+--      that maps to, consists of, has as ingredient, is a kind of, or is a trade name of a
+--      member is a member);
+--   4. the standard concept a non-standard code (ICD-10-CM) maps to ('Maps to').
+-- Each row is matched on its standard concept and on its source concept.
 -- Birth date: year_of_birth with month and day when recorded; a missing month or day is
 -- taken as 1 July / the 1st (a convention that keeps the age error under six months).
 
@@ -15,54 +27,258 @@ SELECT
     CASE p.gender_concept_id WHEN 8507 THEN 'male' WHEN 8532 THEN 'female' ELSE 'unknown' END
         AS sex
 FROM person AS p
-WHERE p.year_of_birth IS NOT NULL;
+WHERE p.year_of_birth IS NOT NULL AND p.person_id IS NOT NULL;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_set_roots AS
+SELECT k.set_name, k.concept, c.concept_id, 0 AS how_rank
+FROM imnm_codes AS k
+JOIN imnm_vocabulary AS v ON v.system = k.system
+JOIN concept AS c ON c.vocabulary_id = v.vocabulary_id AND c.concept_code = k.code
+WHERE k.match_kind = 'exact'
+UNION ALL
+SELECT k.set_name, k.concept, c.concept_id, 0 AS how_rank
+FROM imnm_codes AS k
+JOIN imnm_vocabulary AS v ON v.system = k.system
+JOIN concept AS c ON c.vocabulary_id = v.vocabulary_id
+WHERE k.match_kind = 'prefix' AND SUBSTR(c.concept_code, 1, LENGTH(k.code)) = k.code
+UNION ALL
+SELECT 'drug' AS set_name, p.concept, p.concept_id, 0 AS how_rank
+FROM imnm_product_concepts AS p;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_set_concepts AS
+WITH links AS (
+    SELECT r.concept_id_1 AS child, r.concept_id_2 AS parent
+    FROM concept_relationship AS r
+    JOIN imnm_hierarchy AS h ON h.relationship_id = r.relationship_id
+    WHERE r.concept_id_1 <> r.concept_id_2
+),
+hop1 AS (
+    SELECT x.set_name, x.concept, l.child AS concept_id
+    FROM imnm_set_roots AS x JOIN links AS l ON l.parent = x.concept_id
+),
+hop2 AS (
+    SELECT x.set_name, x.concept, l.child AS concept_id
+    FROM hop1 AS x JOIN links AS l ON l.parent = x.concept_id
+),
+hop3 AS (
+    SELECT x.set_name, x.concept, l.child AS concept_id
+    FROM hop2 AS x JOIN links AS l ON l.parent = x.concept_id
+),
+descendants AS (
+    SELECT x.set_name, x.concept, a.descendant_concept_id AS concept_id
+    FROM imnm_set_roots AS x
+    JOIN concept_ancestor AS a ON a.ancestor_concept_id = x.concept_id
+),
+mapped AS (
+    SELECT x.set_name, x.concept, r.concept_id_2 AS concept_id
+    FROM imnm_set_roots AS x
+    JOIN concept_relationship AS r ON r.concept_id_1 = x.concept_id
+    WHERE r.relationship_id = 'Maps to' AND r.concept_id_2 <> x.concept_id
+),
+found AS (
+    SELECT set_name, concept, concept_id, how_rank FROM imnm_set_roots
+    UNION ALL
+    SELECT set_name, concept, concept_id, 1 AS how_rank FROM descendants
+    UNION ALL
+    SELECT set_name, concept, concept_id, 2 AS how_rank FROM hop1
+    UNION ALL
+    SELECT set_name, concept, concept_id, 2 AS how_rank FROM hop2
+    UNION ALL
+    SELECT set_name, concept, concept_id, 2 AS how_rank FROM hop3
+    UNION ALL
+    SELECT set_name, concept, concept_id, 3 AS how_rank FROM mapped
+)
+SELECT set_name, concept, concept_id,
+       CASE MIN(how_rank) WHEN 0 THEN 'code' WHEN 1 THEN 'concept_ancestor'
+            WHEN 2 THEN 'concept_relationship' ELSE 'maps_to' END AS how
+FROM found
+WHERE concept_id IS NOT NULL AND concept_id <> 0
+GROUP BY set_name, concept, concept_id;
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_condition AS
-WITH coded AS (
-    SELECT person_id, condition_concept_id AS concept_id, condition_start_date
-    FROM condition_occurrence
-    UNION
-    SELECT person_id, condition_source_concept_id AS concept_id, condition_start_date
-    FROM condition_occurrence
-    WHERE condition_source_concept_id IS NOT NULL
+WITH hits AS (
+    SELECT co.person_id, s.set_name, s.concept, co.condition_concept_id AS concept_id,
+           co.condition_start_date AS start_date
+    FROM condition_occurrence AS co
+    JOIN imnm_set_concepts AS s ON s.concept_id = co.condition_concept_id
+    WHERE s.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
+    UNION ALL
+    SELECT co.person_id, s.set_name, s.concept, co.condition_source_concept_id AS concept_id,
+           co.condition_start_date AS start_date
+    FROM condition_occurrence AS co
+    JOIN imnm_set_concepts AS s ON s.concept_id = co.condition_source_concept_id
+    WHERE s.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
 )
 SELECT DISTINCT
-    CAST(co.person_id AS VARCHAR) AS person_id,
-    v.system AS system,
-    c.concept_code AS code,
-    CAST(co.condition_start_date AS DATE) AS start_date,
+    CAST(h.person_id AS VARCHAR) AS person_id,
+    h.set_name,
+    h.concept,
+    COALESCE(c.concept_code, CAST(h.concept_id AS VARCHAR)) AS code,
+    h.start_date,
     TRUE AS active
-FROM coded AS co
-JOIN concept AS c ON c.concept_id = co.concept_id
-JOIN imnm_vocabulary AS v ON v.vocabulary_id = c.vocabulary_id;
+FROM hits AS h
+LEFT JOIN concept AS c ON c.concept_id = h.concept_id;
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_measurement AS
+WITH hits AS (
+    SELECT m.person_id, s.set_name, s.concept, m.measurement_concept_id AS concept_id,
+           m.value_as_number AS value, m.value_as_concept_id, m.unit_concept_id,
+           LOWER(NULLIF(TRIM(m.unit_source_value), '')) AS unit_source,
+           m.range_high,
+           LOWER(NULLIF(TRIM(m.value_source_value), '')) AS value_text,
+           m.measurement_date AS date
+    FROM measurement AS m
+    JOIN imnm_set_concepts AS s ON s.concept_id = m.measurement_concept_id
+    WHERE s.set_name IN ('ck', 'antibody_test', 'genetic_test')
+),
+coded AS (
+    SELECT
+        h.*,
+        COALESCE(c.concept_code, CAST(h.concept_id AS VARCHAR)) AS code,
+        COALESCE(fs.unit, fc.unit) AS unit,
+        COALESCE(fs.factor, fc.factor) AS factor,
+        COALESCE(vc.answer, ac.answer, wn.answer, wt.answer) AS coded_answer
+    FROM hits AS h
+    LEFT JOIN concept AS c ON c.concept_id = h.concept_id
+    LEFT JOIN imnm_unit_factors AS fs ON fs.spelling = h.unit_source
+    LEFT JOIN concept AS u ON u.concept_id = h.unit_concept_id
+    LEFT JOIN imnm_unit_factors AS fc ON fc.spelling = LOWER(u.concept_code)
+    LEFT JOIN imnm_value_concepts AS vc ON vc.concept_id = h.value_as_concept_id
+    LEFT JOIN concept AS r ON r.concept_id = h.value_as_concept_id
+    LEFT JOIN imnm_vocabulary AS rv ON rv.vocabulary_id = r.vocabulary_id
+    LEFT JOIN imnm_answer_codes AS ac ON ac.system = rv.system AND ac.code = r.concept_code
+    LEFT JOIN imnm_answer_words AS wn ON wn.text = LOWER(TRIM(r.concept_name))
+    LEFT JOIN imnm_answer_words AS wt ON wt.text = h.value_text
+)
 SELECT
-    CAST(m.person_id AS VARCHAR) AS person_id,
-    v.system AS system,
-    c.concept_code AS code,
-    CAST(m.value_as_number AS DOUBLE) AS value,
-    COALESCE(m.unit_source_value, u.concept_code) AS unit,
-    CAST(m.range_high AS DOUBLE) AS range_high,
+    CAST(person_id AS VARCHAR) AS person_id,
+    set_name,
+    concept,
+    code,
+    CAST(value AS DOUBLE) AS value,
+    unit,
+    factor,
+    CAST(range_high AS DOUBLE) AS range_high,
     CASE
-        WHEN LOWER(r.concept_name) IN ('positive', 'detected', 'present') THEN 'positive'
-        WHEN LOWER(r.concept_name) IN ('negative', 'not detected', 'absent') THEN 'negative'
-        ELSE NULL
+        WHEN set_name = 'ck' THEN NULL
+        WHEN coded_answer IS NOT NULL THEN coded_answer
+        WHEN value IS NOT NULL AND range_high IS NOT NULL AND value > range_high
+            THEN 'positive'
+        WHEN value IS NOT NULL AND range_high IS NOT NULL THEN 'negative'
     END AS result,
-    CAST(m.measurement_date AS DATE) AS date
-FROM measurement AS m
-JOIN concept AS c ON c.concept_id = m.measurement_concept_id
-JOIN imnm_vocabulary AS v ON v.vocabulary_id = c.vocabulary_id
-LEFT JOIN concept AS u ON u.concept_id = m.unit_concept_id
-LEFT JOIN concept AS r ON r.concept_id = m.value_as_concept_id;
+    CASE
+        WHEN set_name = 'ck' THEN NULL
+        WHEN coded_answer IS NOT NULL THEN 'coded'
+        WHEN value IS NOT NULL AND range_high IS NOT NULL THEN 'reference_range'
+    END AS result_basis,
+    date
+FROM coded;
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_drug AS
+WITH hits AS (
+    SELECT d.person_id, s.concept, s.how, d.drug_concept_id AS concept_id,
+           d.drug_exposure_start_date AS start_date, d.drug_exposure_end_date AS end_date
+    FROM drug_exposure AS d
+    JOIN imnm_set_concepts AS s ON s.concept_id = d.drug_concept_id
+    WHERE s.set_name = 'drug'
+    UNION ALL
+    SELECT d.person_id, s.concept, s.how, d.drug_source_concept_id AS concept_id,
+           d.drug_exposure_start_date AS start_date, d.drug_exposure_end_date AS end_date
+    FROM drug_exposure AS d
+    JOIN imnm_set_concepts AS s ON s.concept_id = d.drug_source_concept_id
+    WHERE s.set_name = 'drug'
+)
 SELECT
-    CAST(d.person_id AS VARCHAR) AS person_id,
-    v.system AS system,
-    c.concept_code AS code,
-    CAST(d.drug_exposure_start_date AS DATE) AS start_date,
-    CAST(d.drug_exposure_end_date AS DATE) AS end_date
-FROM drug_exposure AS d
-JOIN concept AS c ON c.concept_id = d.drug_concept_id
-JOIN imnm_vocabulary AS v ON v.vocabulary_id = c.vocabulary_id;
+    CAST(h.person_id AS VARCHAR) AS person_id,
+    h.concept,
+    COALESCE(c.concept_code, CAST(h.concept_id AS VARCHAR)) AS code,
+    h.how,
+    h.start_date,
+    h.end_date
+FROM hits AS h
+LEFT JOIN concept AS c ON c.concept_id = h.concept_id;
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
+WITH members AS (
+    SELECT DISTINCT concept_id FROM imnm_set_concepts
+),
+known AS (
+    SELECT concept_id FROM concept
+),
+conditions AS (
+    SELECT condition_concept_id AS cid, condition_source_concept_id AS sid, COUNT(*) AS n
+    FROM condition_occurrence
+    GROUP BY condition_concept_id, condition_source_concept_id
+),
+measurements AS (
+    SELECT measurement_concept_id AS cid, CAST(NULL AS BIGINT) AS sid, COUNT(*) AS n
+    FROM measurement
+    GROUP BY measurement_concept_id
+),
+drugs AS (
+    SELECT drug_concept_id AS cid, drug_source_concept_id AS sid, COUNT(*) AS n
+    FROM drug_exposure
+    GROUP BY drug_concept_id, drug_source_concept_id
+),
+tallied AS (
+    SELECT 'condition_occurrence' AS input, * FROM conditions
+    UNION ALL
+    SELECT 'measurement' AS input, * FROM measurements
+    UNION ALL
+    SELECT 'drug_exposure' AS input, * FROM drugs
+),
+flagged AS (
+    SELECT t.input, t.n,
+           CASE WHEN mc.concept_id IS NOT NULL OR ms.concept_id IS NOT NULL THEN 1 ELSE 0 END
+               AS used,
+           CASE WHEN COALESCE(t.cid, 0) = 0 AND COALESCE(t.sid, 0) = 0 THEN 1 ELSE 0 END
+               AS unmapped,
+           CASE WHEN kc.concept_id IS NULL AND ks.concept_id IS NULL THEN 1 ELSE 0 END
+               AS unknown
+    FROM tallied AS t
+    LEFT JOIN members AS mc ON mc.concept_id = t.cid
+    LEFT JOIN members AS ms ON ms.concept_id = t.sid
+    LEFT JOIN known AS kc ON kc.concept_id = t.cid AND t.cid <> 0
+    LEFT JOIN known AS ks ON ks.concept_id = t.sid AND t.sid <> 0
+)
+SELECT input, 'rows' AS item, SUM(n) AS n FROM flagged GROUP BY input
+UNION ALL
+SELECT input, 'in_code_set' AS item, SUM(n) AS n FROM flagged WHERE used = 1 GROUP BY input
+UNION ALL
+SELECT input, 'concept_id_0' AS item, SUM(n) AS n FROM flagged
+WHERE used = 0 AND unmapped = 1 GROUP BY input
+UNION ALL
+SELECT input, 'concept_not_in_vocabulary' AS item, SUM(n) AS n FROM flagged
+WHERE used = 0 AND unmapped = 0 AND unknown = 1 GROUP BY input
+UNION ALL
+SELECT 'measurement' AS input, 'ck_unit_unreadable' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'ck' AND value IS NOT NULL AND factor IS NULL
+UNION ALL
+SELECT 'measurement' AS input, 'ck_without_value' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'ck' AND value IS NULL
+UNION ALL
+SELECT 'measurement' AS input, 'antibody_uninterpretable' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'antibody_test' AND result IS NULL
+UNION ALL
+SELECT 'measurement' AS input, 'antibody_by_reference_range' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE result_basis = 'reference_range'
+UNION ALL
+SELECT 'measurement' AS input, 'genetic_uninterpretable' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'genetic_test' AND result IS NULL
+UNION ALL
+SELECT 'person' AS input, 'rows' AS item, COUNT(*) AS n FROM person
+UNION ALL
+SELECT 'person' AS input, 'no_birth_year' AS item, COUNT(*) AS n FROM person
+WHERE year_of_birth IS NULL
+UNION ALL
+SELECT 'vocabulary' AS input, 'concept_ancestor_rows' AS item, COUNT(*) AS n
+FROM concept_ancestor
+UNION ALL
+SELECT 'vocabulary' AS input, 'concept_relationship_hierarchy_rows' AS item, COUNT(*) AS n
+FROM concept_relationship AS r JOIN imnm_hierarchy AS h ON h.relationship_id = r.relationship_id
+UNION ALL
+SELECT 'vocabulary' AS input, CONCAT('set_concepts_by_', how) AS item, COUNT(*) AS n
+FROM imnm_set_concepts GROUP BY how
+UNION ALL
+SELECT 'drug_exposure' AS input, CONCAT('in_code_set_by_', how) AS item, COUNT(*) AS n
+FROM imnm_drug GROUP BY how
