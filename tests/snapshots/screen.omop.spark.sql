@@ -664,15 +664,17 @@ WITH members AS (
     t.input,
     t.n,
     CASE WHEN NOT mc.concept_id IS NULL OR NOT ms.concept_id IS NULL THEN 1 ELSE 0 END AS used,
-    CASE WHEN COALESCE(t.cid, 0) = 0 THEN 1 ELSE 0 END AS unmapped,
-    CASE WHEN COALESCE(t.cid, 0) <> 0 AND k.concept_id IS NULL THEN 1 ELSE 0 END AS unknown
+    CASE WHEN COALESCE(t.cid, 0) = 0 AND COALESCE(t.sid, 0) = 0 THEN 1 ELSE 0 END AS unmapped,
+    CASE WHEN kc.concept_id IS NULL AND ks.concept_id IS NULL THEN 1 ELSE 0 END AS unknown
   FROM tallied AS t
   LEFT JOIN members AS mc
     ON mc.concept_id = t.cid
   LEFT JOIN members AS ms
     ON ms.concept_id = t.sid
-  LEFT JOIN known AS k
-    ON k.concept_id = t.cid
+  LEFT JOIN known AS kc
+    ON kc.concept_id = t.cid AND t.cid <> 0
+  LEFT JOIN known AS ks
+    ON ks.concept_id = t.sid AND t.sid <> 0
 )
 SELECT
   input,
@@ -708,7 +710,7 @@ SELECT
   SUM(n) AS n
 FROM flagged
 WHERE
-  used = 0 AND unknown = 1
+  used = 0 AND unmapped = 0 AND unknown = 1
 GROUP BY
   input
 UNION ALL

@@ -43,6 +43,8 @@ class Engine(Protocol):
 
     def conform(self, need: TableNeed) -> dict[str, int]: ...
 
+    def materialize(self, view: str) -> None: ...
+
     def register_fhir(self, directory: Path, needs: tuple[FhirNeed, ...]) -> set[str]: ...
 
     def empty_table(self, need: TableNeed) -> None: ...
@@ -205,6 +207,14 @@ class DuckDBEngine:
                                     "of vocabulary tables, or a schema of the --omop DuckDB file")
         return found
 
+    def materialize(self, view: str) -> None:
+        """Compute a (small, filtered) staging view once; later reads use the result."""
+        table = f"{view}__computed"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {_ident(table)} AS "  # noqa: S608
+                         f"SELECT * FROM {_ident(view)}")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {_ident(view)} AS "  # noqa: S608
+                         f"SELECT * FROM {_ident(table)}")
+
     def conform(self, need: TableNeed) -> dict[str, int]:
         """Give the columns ``need`` reads their types, whatever the export wrote (text with
         NA or \\N for empty, dates as YYYY-MM-DD, YYYYMMDD, unpadded or with a time); returns
@@ -362,6 +372,11 @@ class SparkEngine:
                 else f"spark:{vocab}"
             found |= self._register_location(where, VOCABULARY_TABLES)
         return found
+
+    def materialize(self, view: str) -> None:
+        """Compute a (small, filtered) staging view once, in memory; later reads use it, and
+        the plans that read it stay small (the lineage is cut)."""
+        self.spark.table(view).localCheckpoint(eager=True).createOrReplaceTempView(view)
 
     def conform(self, need: TableNeed) -> dict[str, int]:
         """As DuckDBEngine.conform, in Spark SQL."""

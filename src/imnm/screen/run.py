@@ -23,6 +23,11 @@ from imnm.screen.engines import DuckDBEngine, Engine, InputUnusable, SparkEngine
 from imnm.screen.sources import FHIR_RESOURCES, OMOP_TABLES
 
 SUPPRESS_BELOW = 10  # aggregate counts under 10 are shown as "<10" (as Cumulus does)
+# Staging views read more than once (by the screen, the coverage counts, the per-child route),
+# each small once filtered by the code sets: computed once.
+STAGED_VIEWS = {"omop": ("imnm_set_concepts", "imnm_condition", "imnm_measurement",
+                         "imnm_drug"),
+                "fhir": ("imnm_condition", "imnm_measurement", "imnm_drug_matches")}
 TIERS = ("test_for_antibodies", "review_dystrophy_label", "review_treatment", "not_assessable")
 
 
@@ -291,6 +296,8 @@ def run_screen(
             for statement in rendered.setup:
                 eng.execute(statement)
             eng.execute(_inputs_view(missing))
+            for view in STAGED_VIEWS[source]:
+                eng.materialize(view)
         with step("screening"):
             raw = eng.rows(rendered.query)
             population = int(eng.rows(rendered.count_query)[0]["n"])
