@@ -33,10 +33,33 @@ def test_bundle_uses_standard_codes() -> None:
     ck = next(o for o in observations if o["code"]["coding"][0]["code"] == "2157-6")
     assert ck["valueQuantity"] == {"value": 150.0, "unit": "µkat/L",
                                    "system": "http://unitsofmeasure.org", "code": "ukat/L"}
+    assert ck["category"][0]["coding"][0]["code"] == "laboratory"
+    # 93493-5 is a units-scale test: the laboratory's reading as an interpretation code, never
+    # a coded Positive/Negative value.
     hmgcr = next(o for o in observations if o["code"]["coding"][0]["code"] == "93493-5")
-    assert hmgcr["valueCodeableConcept"]["coding"][0]["code"] == "10828004"
+    assert "valueCodeableConcept" not in hmgcr
+    assert hmgcr["interpretation"][0]["coding"][0]["code"] == "POS"
+    assert hmgcr["category"][0]["coding"][0]["code"] == "laboratory"
     weight = next(o for o in observations if o["code"]["coding"][0]["code"] == "29463-7")
     assert weight["valueQuantity"]["code"] == "[lb_av]"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.stem)
+def test_every_reference_resolves_to_a_full_url_in_the_bundle(path: Path) -> None:
+    bundle = to_bundle(load_patient(path.read_text(encoding="utf-8")))
+    full_urls = {e["fullUrl"] for e in bundle["entry"]}
+    assert all(u.startswith("urn:uuid:") for u in full_urls)
+    references = [v for e in bundle["entry"] for v in _references(e["resource"])]
+    assert references and all(r in full_urls for r in references)
+
+
+def _references(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [str(node["reference"])] if "reference" in node else []
+        return found + [r for v in node.values() for r in _references(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _references(v)]
+    return []
 
 
 def test_medication_uses_rxnorm() -> None:

@@ -163,7 +163,7 @@ def test_rest_assess_accepts_patient_json_and_bundles(dev: TestClient) -> None:
     bundle = to_bundle(load_patient(patient))
     doc = dev.post("/assess", json=bundle).json()
     assert doc["classification"]["eular_acr_2017"]["subgroup"] == "juvenile_dermatomyositis"
-    assert doc["import_report"] == {"ignored": [], "unrecognised_codes": []}
+    assert doc["import_report"] == {"ignored": [], "unrecognised_codes": [], "notes": []}
     bad = dev.post("/assess", json={"id": "x", "age_years": 40, "notes": "SECRET"})
     assert bad.status_code == 422
     assert bad.json()["problems"][0]["field"] == "age_years"

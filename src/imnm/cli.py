@@ -72,7 +72,7 @@ def assess(
             failed = True
             continue
         if imported is not None:
-            for line in imported.unrecognised_codes + imported.ignored:
+            for line in imported.notes + imported.unrecognised_codes + imported.ignored:
                 typer.echo(f"{path}: note: {line}", err=True)
     if fmt is Format.json:
         payload = [r.to_dict() for r in results]

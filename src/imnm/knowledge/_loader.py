@@ -144,6 +144,16 @@ class Knowledge:
                 if p.ingredient in ingredients]
         return out
 
+    def drug_names(self) -> list[tuple[str, str]]:
+        """(lower-case ingredient name, imnm drug concept) for the display-text fallback: each
+        ingredient's display in code_sets.toml when it is a plain name."""
+        out = set()
+        for entry in self.codes_in("drug"):
+            name = entry.display.lower()
+            if entry.concept and all(ch.isalpha() or ch == " " for ch in name):
+                out.add((name, entry.concept))
+        return sorted(out)
+
     def answer_of(self, system: str, code: str) -> str | None:
         """'positive' or 'negative' for a coded answer (SNOMED CT or LOINC), else None."""
         entry = self._code_index.get((system, code))

@@ -176,6 +176,7 @@ class CodeEntry(Cited):
     match: Literal["exact", "prefix"] = "exact"
     display: str
     concept: str | None = None
+    scale: Literal["Qn", "Ord", "Nom"] | None = None
 
 
 class Product(Cited):

@@ -74,17 +74,6 @@ def read_unit(text: str | None) -> str | None:
     return key if key in CK_UNIT_SPELLINGS else None
 
 
-def drug_names(knowledge: Knowledge) -> list[tuple[str, str]]:
-    """(lower-case ingredient name, imnm drug concept) for the display-text fallback: each
-    ingredient's display in code_sets.toml when it is a plain name."""
-    out = []
-    for entry in knowledge.codes_in("drug"):
-        name = entry.display.lower()
-        if entry.concept and all(ch.isalpha() or ch == " " for ch in name):
-            out.append((name, entry.concept))
-    return sorted(set(out))
-
-
 def _literal(value: object) -> str:
     if value is None:
         return "NULL"
@@ -143,7 +132,7 @@ def lookup_views(knowledge: Knowledge, params: Parameters) -> str:
                      [(i.code, i.answer) for i in knowledge.interpretations]),
         _values_view("imnm_answer_words", ("text", "answer"),
                      [(w.text, w.answer) for w in knowledge.answer_words]),
-        _values_view("imnm_drug_names", ("name", "concept"), drug_names(knowledge)),
+        _values_view("imnm_drug_names", ("name", "concept"), knowledge.drug_names()),
         _values_view("imnm_vocabulary", ("vocabulary_id", "system"),
                      [(k, v.value) for k, v in OMOP_VOCABULARIES.items()]),
         _values_view("imnm_fhir_system", ("uri", "system"),

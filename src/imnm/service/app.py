@@ -146,7 +146,8 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
         result = assess(patient).to_dict()
         if report is not None:
             result["import_report"] = {"ignored": report.ignored,
-                                       "unrecognised_codes": report.unrecognised_codes}
+                                       "unrecognised_codes": report.unrecognised_codes,
+                                       "notes": report.notes}
         return JSONResponse(result)
 
     @app.get("/knowledge", summary="The sources imnm rests on")

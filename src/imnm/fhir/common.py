@@ -1,0 +1,119 @@
+"""What reading and writing FHIR share: code-system URIs, imnm's own code systems, small
+accessors, the Bundle check with fhir.resources, and the import report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from imnm.codes import URIS, CodeSystem
+from imnm.errors import InputError, Problem, shorten
+from imnm.knowledge import Knowledge
+
+LOINC, SNOMED, ICD10CM, RXNORM = (URIS[CodeSystem.loinc], URIS[CodeSystem.snomedct],
+                                  URIS[CodeSystem.icd10cm], URIS[CodeSystem.rxnorm])
+UCUM = "http://unitsofmeasure.org"
+FACT, ANTIBODY, DRUG, SCORE = "urn:imnm:fact", "urn:imnm:antibody", "urn:imnm:drug", \
+    "urn:imnm:score"
+ASSAY, STRENGTH, GENETIC, BIOPSY = "urn:imnm:assay", "urn:imnm:strength", \
+    "urn:imnm:genetic-result", "urn:imnm:biopsy"
+RECORD_ID, VISIT_TAG, ADMINISTRATIONS = "urn:imnm:record-id", "urn:imnm:visit", \
+    "urn:imnm:administrations"
+ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+UCUM_UNITS = {"U/L": "U/L", "IU/L": "[IU]/L", "µkat/L": "ukat/L", "ukat/L": "ukat/L",
+              "kg": "kg", "g": "g", "lb": "[lb_av]", "cm": "cm", "m": "m", "in": "[in_i]"}
+FROM_UCUM = {v: k for k, v in UCUM_UNITS.items()} | {"U/L": "U/L", "ukat/L": "µkat/L"}
+SCORES = ("mmt8", "cmas", "mrc_proximal", "mrs", "chaq", "physician_global", "patient_global",
+          "extramuscular_global")
+# Nested parts of the patient model written as imnm fact Observations, field by field.
+FACT_PARTS = ("onset", "weakness", "mri", "extramuscular", "exposures", "preceding_infection")
+
+
+@dataclass
+class ImportReport:
+    """What the import used and what it could not use."""
+
+    resources_read: int = 0
+    ignored: list[str] = field(default_factory=list)
+    unrecognised_codes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # read, but by a stated fallback
+
+
+def _coding(codeable: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if not codeable:
+        return []
+    return list(codeable.get("coding") or [])
+
+
+def _first(codeable: Mapping[str, Any] | None, system: str) -> str | None:
+    return next((c.get("code") for c in _coding(codeable) if c.get("system") == system), None)
+
+
+def _date(value: object) -> str | None:
+    return str(value)[:10] if value else None
+
+
+def _ref(resource: Mapping[str, Any], key: str = "subject") -> str | None:
+    reference = (resource.get(key) or {}).get("reference")
+    return str(reference) if reference else None
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _loinc_index(knowledge: Knowledge) -> dict[str, tuple[str, str | None]]:
+    """LOINC code -> (code set, concept)."""
+    return {c.code: (c.set, c.concept) for c in knowledge.codes if c.system is CodeSystem.loinc}
+
+
+def _codes_for(knowledge: Knowledge, set_name: str, concept: str) -> list[str]:
+    return [c.code for c in knowledge.codes_in(set_name, concept)]
+
+
+def _quantity(value: float, unit: str) -> dict[str, Any]:
+    return {"value": value, "unit": unit, "system": UCUM, "code": UCUM_UNITS.get(unit, unit)}
+
+
+def answer_coding(knowledge: Knowledge, answer: str) -> dict[str, str]:
+    """The SNOMED CT coding of a 'positive' or 'negative' laboratory answer."""
+    entry = knowledge.codes_in("answer", answer)[0]
+    return {"system": SNOMED, "code": entry.code, "display": entry.display}
+
+
+def _validate_bundle(bundle: Mapping[str, Any]) -> None:
+    from fhir.resources.R4B.bundle import Bundle
+
+    try:
+        Bundle.model_validate(bundle)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False)[:20]:
+            where = ".".join(str(p) for p in err["loc"]) or "(bundle)"
+            problems.append(Problem(f"bundle.{where}", shorten(err.get("input")),
+                                    str(err["msg"])))
+        raise InputError(problems) from None
+
+
+def is_bundle(data: object) -> bool:
+    """True for a JSON object that is a FHIR Bundle."""
+    return isinstance(data, Mapping) and data.get("resourceType") == "Bundle"
+
+
+def resources_of(bundle: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every resource in a Bundle (nested searchset Bundles flattened)."""
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource")
+        if not isinstance(resource, Mapping):
+            continue
+        if resource.get("resourceType") == "Bundle":
+            yield from resources_of(resource)
+        else:
+            yield dict(resource)
+
+
