@@ -279,3 +279,26 @@ def test_openapi_has_no_5xx_under_schemathesis() -> None:
         check()
     assert failures == []
     assert len(calls) >= 50 and {200, 422} <= set(calls)
+
+
+def test_patient_over_the_age_limit_gets_200_and_no_card(dev: TestClient) -> None:
+    # patient-view fires for every patient: an adult is not an error.
+    call = hook_call()
+    call["prefetch"]["patient"]["birthDate"] = "1960-05-01"
+    response = dev.post(f"/cds-services/{SERVICE_ID}", json=call)
+    assert response.status_code == 200 and response.json() == {"cards": []}
+
+
+def test_operation_outcome_prefetch_is_missing_data_not_an_empty_record(
+        dev: TestClient) -> None:
+    outcome = {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "timeout", "diagnostics": "search timed out"}]}
+    call = hook_call("duchenne-genetically-confirmed")
+    call["prefetch"]["conditions"] = outcome
+    del call["fhirServer"]
+    cards = dev.post(f"/cds-services/{SERVICE_ID}", json=call).json()["cards"]
+    assert len(cards) == 1 and cards[0]["indicator"] == "info"
+    assert "did not return conditions" in cards[0]["summary"]
+    # With the conditions there, the same child gets no card at all.
+    assert dev.post(f"/cds-services/{SERVICE_ID}",
+                    json=hook_call("duchenne-genetically-confirmed")).json() == {"cards": []}

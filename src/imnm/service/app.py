@@ -26,6 +26,7 @@ from imnm import __version__
 from imnm.assessment import assess
 from imnm.errors import InputError, Problem
 from imnm.fhir import from_bundle, is_bundle
+from imnm.patient import MAX_AGE_YEARS
 from imnm.knowledge import load_knowledge
 from imnm.patient import load_patient
 from imnm.report import render_markdown
@@ -86,6 +87,16 @@ class Reports:
         if item is None or item[0] < time.time():
             return None
         return item[1]
+
+
+def over_age_limit(patient: Mapping[str, Any], today: dt.date | None = None) -> bool:
+    """True when the Patient's birth date puts them above imnm's age limit today."""
+    try:
+        born = dt.date.fromisoformat(str(patient.get("birthDate") or "")[:10])
+    except ValueError:
+        return False  # unknown age: assessed, and the assessment says what is missing
+    when = today or dt.date.today()
+    return (when - born).days / 365.25 > MAX_AGE_YEARS
 
 
 def _problems(exc: InputError) -> list[dict[str, str]]:
@@ -177,6 +188,12 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
         except ValidationError:
             raise InputError([Problem("context", "", "userId and patientId")]) from None
         prefetch = dict(call.prefetch or {})
+        # A prefetch the EHR failed to fill can arrive as an OperationOutcome (CDS Hooks 2.0):
+        # that is missing data, never "no conditions".
+        unreadable = sorted(k for k, v in prefetch.items() if k in PREFETCH and isinstance(
+            v, Mapping) and v.get("resourceType") == "OperationOutcome")
+        for key in unreadable:
+            del prefetch[key]
         token = call.fhirAuthorization.access_token if call.fhirAuthorization else None
         missing = [k for k in PREFETCH if k not in prefetch]
         if missing and call.fhirServer:
@@ -187,6 +204,7 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
                 except Exception:
                     LOG.info("FHIR server did not answer the %s query", key)
             missing = [k for k in PREFETCH if k not in prefetch]
+            unreadable = [k for k in unreadable if k in missing]
         if "patient" in missing or not prefetch.get("patient"):
             return JSONResponse(status_code=412, content={
                 "problems": [{"field": "prefetch.patient", "expected": "prefetch or a FHIR "
@@ -195,6 +213,9 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
                   "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                   "entry": [{"resource": v} for k, v in prefetch.items()
                             if k in PREFETCH and isinstance(v, Mapping)]}
+        if over_age_limit(prefetch["patient"]):
+            # patient-view fires for every patient: one outside imnm's age range gets no card.
+            return CardsResponse(cards=[])
         patient, _report = from_bundle(bundle)
         # As in the population screen: weakness is rarely coded in an EHR, so the hook does
         # not require it (parameter suspicion_require_proximal_weakness).
@@ -203,7 +224,8 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
         base = str(request.base_url).rstrip("/")
         return CardsResponse(cards=cards_for(
             result, knowledge, patient_ref=f"Patient/{context.patientId}",
-            report_url=f"{base}/reports/{key}", missing_inputs=missing))
+            report_url=f"{base}/reports/{key}", missing_inputs=missing,
+            unreadable_inputs=unreadable))
 
     @app.post(f"/cds-services/{SERVICE_ID}/feedback", summary="CDS Hooks feedback")
     def feedback(request: Request, body: Feedback) -> dict[str, Any]:

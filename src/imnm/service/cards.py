@@ -44,8 +44,11 @@ def _service_request(patient_ref: str, loinc: str, display: str) -> Action:
 
 
 def cards_for(assessment: Assessment, knowledge: Knowledge, *, patient_ref: str,
-              report_url: str | None, missing_inputs: list[str]) -> list[Card]:
-    """The cards for one patient-view call (none when nothing needs saying)."""
+              report_url: str | None, missing_inputs: list[str],
+              unreadable_inputs: list[str] | None = None) -> list[Card]:
+    """The cards for one patient-view call (none when nothing needs saying). Prefetch the EHR
+    could not fill (an OperationOutcome) is said on a card of its own when no other card
+    speaks, so an empty answer never hides data imnm did not get."""
     by_rule = {f.rule_id: f for f in assessment.findings}
     links = [Link(label="Full imnm assessment", url=report_url, type="absolute")] \
         if report_url else None
@@ -94,4 +97,15 @@ def cards_for(assessment: Assessment, knowledge: Knowledge, *, patient_ref: str,
                     + "; ".join(undetermined.missing)[:60] + " first",
             indicator="info", source=_source(knowledge, undetermined.source),
             detail=_detail([undetermined], missing_inputs), links=links))
+    decisive = [k for k in unreadable_inputs or () if k in ("conditions", "observations")]
+    if decisive and not cards:
+        cards.append(Card(
+            uuid=str(uuid.uuid4()),
+            summary="imnm could not screen for IMNM: the EHR did not return "
+                    + " or ".join(decisive),
+            indicator="info", source=Source(label="imnm"),
+            detail="The EHR answered the prefetch for "
+                   + ", ".join(f"`{k}`" for k in unreadable_inputs or ())
+                   + " with an error (OperationOutcome) or nothing. imnm read it as missing "
+                     "data, not as an empty record: no conclusion was drawn from it."))
     return cards
