@@ -164,8 +164,10 @@ def _check_omop(engine: Engine, registered: dict[str, str]
     for need in OMOP_TABLES:
         if need.name not in registered:
             if need.fatal:
+                hint = " (name the vocabulary's schema or folder with --vocab)" \
+                    if need.vocabulary else ""
                 raise InputUnusable(f"OMOP input: table {need.name} is missing; the screen "
-                                    "cannot run without it")
+                                    f"cannot run without it{hint}")
             engine.empty_table(need)
             if need.vocabulary:
                 notes.append(f"vocabulary table {need.name} is missing: no {need.affects}")

@@ -186,7 +186,7 @@ WITH hits AS (
            d.drug_exposure_start_date AS start_date, d.drug_exposure_end_date AS end_date
     FROM drug_exposure AS d
     JOIN imnm_set_concepts AS s ON s.concept_id = d.drug_source_concept_id
-    WHERE s.set_name = 'drug'
+    WHERE s.set_name = 'drug' AND d.drug_source_concept_id <> d.drug_concept_id
 )
 SELECT
     CAST(h.person_id AS VARCHAR) AS person_id,
