@@ -139,9 +139,9 @@ def test_duckdb_file_with_named_cdm_and_vocabulary_schemas(exports: dict[str, Pa
     result = run_screen("omop", str(path), as_of=AS_OF, cdm_schema="cdm", vocab="vocab")
     assert_planted_found(result)
     # Without --vocab the CDM schema has no CONCEPT: a clear error, not a traceback.
-    with pytest.raises(InputUnusable, match="concept is missing.*--vocab"):
+    with pytest.raises(InputUnusable, match=r"concept is missing.*--vocab"):
         run_screen("omop", str(path), as_of=AS_OF, cdm_schema="cdm")
-    with pytest.raises(InputUnusable, match="schema 'omop'.*cdm, vocab"):
+    with pytest.raises(InputUnusable, match=r"schema 'omop'.*cdm, vocab"):
         run_screen("omop", str(path), as_of=AS_OF, cdm_schema="omop")
     # The vocabulary as a separate folder works the same way.
     vocab = tmp_path / "vocab"

@@ -27,7 +27,7 @@ def _bundle_files(directory: Path) -> list[str]:
 
 def _load(path: str) -> Any:
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8") as handle:
         return json.load(handle)
 
 

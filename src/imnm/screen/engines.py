@@ -93,7 +93,7 @@ def _delimiter(file: str) -> str:
     import gzip
 
     opener = gzip.open if file.endswith(".gz") else open
-    with opener(file, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
+    with opener(file, "rt", encoding="utf-8", errors="replace") as handle:
         header = handle.readline()
     counts = {d: header.count(d) for d in ("\t", ",", ";", "|")}
     return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","

@@ -34,7 +34,7 @@ def patients(engine: Engine, knowledge: Knowledge, as_of: dt.date,
              max_age_years: float, sample: int | None = None) -> Iterator[Patient]:
     """One Patient per staged child (the screen's staging views must exist); ``sample``
     keeps the first children by person id (for timing the per-child route)."""
-    keywords = {}
+    keywords: dict[str, str] = {}
     for keyword in knowledge.keywords:
         keywords.setdefault(keyword.set, keyword.text)
     # ``where`` holds only an int() value: nothing user-supplied reaches the SQL.

@@ -380,9 +380,9 @@ def write_omop(children: Iterator[Child], path: Path) -> int:
             meas["measurement_id"].append(len(meas["person_id"]) + 1)
             meas["person_id"].append(child.person_id)
             loinc_name = lab.background[2] if lab.background else names[lab.loinc]
-            cid = lab.background[0] if lab.background else lab_ids.get(lab.loinc)
-            meas["measurement_concept_id"].append(concept("LOINC", lab.loinc, loinc_name, cid,
-                                                          "Lab Test"))
+            lab_id = lab.background[0] if lab.background else lab_ids.get(lab.loinc)
+            meas["measurement_concept_id"].append(concept("LOINC", lab.loinc, loinc_name,
+                                                          lab_id, "Lab Test"))
             meas["measurement_date"].append(lab.date)
             meas["value_as_number"].append(lab.value)
             meas["value_as_concept_id"].append(answers[lab.answer] if lab.answer else None)

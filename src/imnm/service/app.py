@@ -26,9 +26,8 @@ from imnm import __version__
 from imnm.assessment import assess
 from imnm.errors import InputError, Problem
 from imnm.fhir import from_bundle, is_bundle
-from imnm.patient import MAX_AGE_YEARS
 from imnm.knowledge import load_knowledge
-from imnm.patient import load_patient
+from imnm.patient import MAX_AGE_YEARS, load_patient
 from imnm.report import render_markdown
 from imnm.service.cards import cards_for
 from imnm.service.cdshooks import (
