@@ -154,3 +154,28 @@ def test_assess_command_accepts_a_bundle(tmp_path: Path) -> None:
     doc = json.loads(run.stdout)
     assert doc["patient_id"] == "p1" and doc["as_of"] == "2025-03-01"
     assert "note: Observation/o2" in run.stderr
+
+
+def test_ck_units_as_ehrs_send_them() -> None:
+    def bundle_with(quantity: dict[str, object]) -> dict[str, object]:
+        return {"resourceType": "Bundle", "type": "collection",
+                "timestamp": "2025-03-01T10:00:00Z", "entry": [
+                    {"resource": {"resourceType": "Patient", "id": "p1", "gender": "male",
+                                  "birthDate": "2014-02-01"}},
+                    {"resource": {"resourceType": "Observation", "id": "o1", "status": "final",
+                                  "subject": {"reference": "Patient/p1"},
+                                  "code": {"coding": [{"system": "http://loinc.org",
+                                                       "code": "2157-6"}]},
+                                  "valueQuantity": quantity}}]}
+
+    # Athena's UCUM spelling of the international unit, as a UCUM code without unit text.
+    patient, _ = from_bundle(bundle_with({"value": 9800, "system": "http://unitsofmeasure.org",
+                                          "code": "[iU]/L"}))
+    assert (patient.ck[0].value, patient.ck[0].unit) == (9800, "IU/L")
+    # A CK in a unit that is not one of activity is set aside and said, never assumed U/L,
+    # and the rest of the child is still assessed.
+    patient, report = from_bundle(bundle_with({"value": 12000, "unit": "mg/dL"}))
+    assert patient.ck == []
+    assert any("'mg/dL', not a unit of activity" in line for line in report.ignored)
+    patient, report = from_bundle(bundle_with({"value": 12000}))
+    assert patient.ck == [] and any("None, not a unit" in line for line in report.ignored)

@@ -19,6 +19,17 @@ LENGTH_UNITS = ("cm", "m", "in")
 DOSE_UNITS = ("mg", "g", "mg/kg", "g/kg", "mg/m2", "g/m2", "mg/kg/day", "mg/m2/week")
 
 CANONICAL = {"activity": "U/L", "mass": "kg", "length": "cm"}
+# Units of enzyme activity as laboratories, FHIR servers and Athena's UCUM concepts spell them
+# (lower case, trimmed), each to the spelling convert() takes. UCUM writes arbitrary units in
+# brackets: Athena concept 8645 is '[U]/L', 8923 '[iU]/L'.
+ACTIVITY_SPELLINGS = {"u/l": "U/L", "[u]/l": "U/L", "iu/l": "IU/L", "[iu]/l": "IU/L",
+                      "µkat/l": "µkat/L", "μkat/l": "µkat/L", "ukat/l": "µkat/L",
+                      "units/l": "U/L", "unit/l": "U/L"}
+
+
+def read_activity_unit(text: object) -> str | None:
+    """The unit of activity a laboratory's unit text or UCUM code stands for, or None."""
+    return ACTIVITY_SPELLINGS.get(str(text or "").strip().lower())
 
 
 @cache

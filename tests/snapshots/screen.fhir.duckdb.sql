@@ -20,7 +20,7 @@ CREATE OR REPLACE TEMPORARY VIEW imnm_vocabulary AS SELECT * FROM (VALUES ('ICD1
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_fhir_system AS SELECT * FROM (VALUES ('http://hl7.org/fhir/sid/icd-10-cm', 'icd10cm'), ('http://snomed.info/sct', 'snomedct'), ('http://loinc.org', 'loinc'), ('http://www.nlm.nih.gov/research/umls/rxnorm', 'rxnorm')) AS v(uri, system);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_unit_factors AS SELECT * FROM (VALUES ('[iu]/l', 'IU/L', 1.0), ('[u]/l', 'U/L', 1.0), ('iu/l', 'IU/L', 1.0), ('u/l', 'U/L', 1.0), ('ukat/l', 'ukat/L', 60.0), ('unit/l', 'U/L', 1.0), ('units/l', 'U/L', 1.0), ('µkat/l', 'µkat/L', 60.0), ('μkat/l', 'µkat/L', 60.0)) AS v(spelling, unit, factor);
+CREATE OR REPLACE TEMPORARY VIEW imnm_unit_factors AS SELECT * FROM (VALUES ('[iu]/l', 'IU/L', 1.0), ('[u]/l', 'U/L', 1.0), ('iu/l', 'IU/L', 1.0), ('u/l', 'U/L', 1.0), ('ukat/l', 'µkat/L', 60.0), ('unit/l', 'U/L', 1.0), ('units/l', 'U/L', 1.0), ('µkat/l', 'µkat/L', 60.0), ('μkat/l', 'µkat/L', 60.0)) AS v(spelling, unit, factor);
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_ck_bands AS SELECT * FROM (VALUES ('male', 0.25, 6.0, 308.0), ('male', 6.0, 18.0, 499.0), ('male', 18.0, 200.0, 336.0), ('female', 0.25, 6.0, 192.0), ('female', 6.0, 15.0, 391.0), ('female', 15.0, 18.0, 269.0), ('female', 18.0, 200.0, 176.0)) AS v(sex, min_age_years, max_age_years, upper_limit);
 

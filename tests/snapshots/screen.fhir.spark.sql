@@ -221,7 +221,7 @@ FROM VALUES
   ('[u]/l', 'U/L', 1.0),
   ('iu/l', 'IU/L', 1.0),
   ('u/l', 'U/L', 1.0),
-  ('ukat/l', 'ukat/L', 60.0),
+  ('ukat/l', 'µkat/L', 60.0),
   ('unit/l', 'U/L', 1.0),
   ('units/l', 'U/L', 1.0),
   ('µkat/l', 'µkat/L', 60.0),

@@ -221,7 +221,7 @@ FROM VALUES
   ('[u]/l', 'U/L', 1.0),
   ('iu/l', 'IU/L', 1.0),
   ('u/l', 'U/L', 1.0),
-  ('ukat/l', 'ukat/L', 60.0),
+  ('ukat/l', 'µkat/L', 60.0),
   ('unit/l', 'U/L', 1.0),
   ('units/l', 'U/L', 1.0),
   ('µkat/l', 'µkat/L', 60.0),
@@ -596,7 +596,7 @@ WITH hits AS (
   JOIN imnm_set_concepts AS s
     ON s.concept_id = d.drug_source_concept_id
   WHERE
-    s.set_name = 'drug'
+    s.set_name = 'drug' AND d.drug_source_concept_id <> d.drug_concept_id
 )
 SELECT
   CAST(h.person_id AS STRING) AS person_id,

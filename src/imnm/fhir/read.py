@@ -49,6 +49,7 @@ from imnm.fhir.common import (
 )
 from imnm.knowledge import Knowledge, load_knowledge
 from imnm.patient import Drug, Patient, load_patient, parse_antibody
+from imnm.quantities import read_activity_unit
 
 
 def _set_path(target: dict[str, Any], path: str, value: Any, as_list: bool) -> None:
@@ -234,6 +235,12 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
     entry = loinc.get(code_loinc or "")
     if entry is not None and entry[0] in ("ck", "enzyme"):
         measured = _enzyme(resource, when)
+        if measured is None:
+            quantity = resource.get("valueQuantity") or {}
+            report.ignored.append(
+                f"{label}: {entry[1]} in {quantity.get('code') or quantity.get('unit')!r}, "
+                "not a unit of activity imnm reads (U/L, IU/L, µkat/L): not used")
+            return
         tags = [t.get("system") for t in (resource.get("meta") or {}).get("tag") or []]
         if entry[0] == "ck" and VISIT_TAG in tags and when is not None:
             measured.pop("date", None)
@@ -331,11 +338,14 @@ def _answer(resource: Mapping[str, Any], knowledge: Knowledge | None = None
     return None, None
 
 
-def _enzyme(resource: Mapping[str, Any], when: str | None) -> dict[str, Any]:
+def _enzyme(resource: Mapping[str, Any], when: str | None) -> dict[str, Any] | None:
+    """An enzyme result, or None when it has a value in no unit of activity imnm reads (the
+    screen counts the same result as ck_unit_unreadable; a unit is never assumed)."""
     quantity = resource.get("valueQuantity") or {}
-    unit = FROM_UCUM.get(str(quantity.get("code") or quantity.get("unit") or "U/L"),
-                         quantity.get("unit") or "U/L")
-    result: dict[str, Any] = {"unit": unit}
+    unit = read_activity_unit(quantity.get("code")) or read_activity_unit(quantity.get("unit"))
+    if quantity.get("value") is not None and unit is None:
+        return None
+    result: dict[str, Any] = {"unit": unit or "U/L"}
     if quantity.get("value") is not None:
         result["value"] = quantity["value"]
     high = ((resource.get("referenceRange") or [{}])[0].get("high") or {}).get("value")

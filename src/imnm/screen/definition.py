@@ -23,12 +23,9 @@ Engine = Literal["duckdb", "spark"]
 DIALECTS: dict[Engine, str] = {"duckdb": "duckdb", "spark": "spark"}
 OMOP_VOCABULARIES = {"ICD10CM": CodeSystem.icd10cm, "SNOMED": CodeSystem.snomedct,
                      "LOINC": CodeSystem.loinc, "RxNorm": CodeSystem.rxnorm}
-# CK units as laboratories, FHIR servers and Athena's UCUM concepts spell them (matched
-# case-insensitively after trimming); factors come from pint (quantities). UCUM writes
-# arbitrary units in brackets: Athena concept 8645 is '[U]/L', 8923 '[iU]/L'.
-CK_UNIT_SPELLINGS = {"u/l": "U/L", "[u]/l": "U/L", "iu/l": "IU/L", "[iu]/l": "IU/L",
-                     "µkat/l": "µkat/L", "μkat/l": "µkat/L", "ukat/l": "ukat/L",
-                     "units/l": "U/L", "unit/l": "U/L"}
+# CK units as sites spell them (matched case-insensitively after trimming), shared with the
+# FHIR reader; factors come from pint (quantities).
+CK_UNIT_SPELLINGS = quantities.ACTIVITY_SPELLINGS
 # CONCEPT_RELATIONSHIP steps that lead from a member concept to a more specific one (read in
 # reverse: concept_id_1 is a member when concept_id_2 is), as OHDSI concept-set expansion does
 # when CONCEPT_ANCESTOR is not there.
@@ -66,12 +63,6 @@ def unit_factors() -> dict[str, float]:
     """Multiply a CK value in each accepted spelling (lower case) by this to get U/L (pint)."""
     return {spelling: quantities.convert(1.0, unit, "activity")
             for spelling, unit in CK_UNIT_SPELLINGS.items()}
-
-
-def read_unit(text: str | None) -> str | None:
-    """The accepted spelling a unit text stands for (lower case, trimmed), or None."""
-    key = (text or "").strip().lower()
-    return key if key in CK_UNIT_SPELLINGS else None
 
 
 def _literal(value: object) -> str:
