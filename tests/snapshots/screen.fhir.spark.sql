@@ -579,6 +579,48 @@ SELECT
   end_date
 FROM imnm_drug_matches;
 
+/* imnm screen: what the results staging could not read, the same for OMOP and FHIR */
+/* (DuckDB dialect; transpiled to Spark SQL). Reads the canonical imnm_measurement view; each */
+/* input's coverage view (coverage_omop.sql, coverage_fhir.sql) adds these rows under its */
+/* own table name. */
+CREATE OR REPLACE TEMPORARY VIEW imnm_result_coverage AS
+SELECT
+  'ck_unit_unreadable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'ck' AND NOT value IS NULL AND factor IS NULL
+UNION ALL
+SELECT
+  'ck_without_value' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'ck' AND value IS NULL
+UNION ALL
+SELECT
+  'antibody_uninterpretable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'antibody_test' AND result IS NULL
+UNION ALL
+SELECT
+  'antibody_by_reference_range' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  result_basis = 'reference_range'
+UNION ALL
+SELECT
+  'genetic_uninterpretable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'genetic_test' AND result IS NULL;
+
+/* imnm screen: the coverage counts of the FHIR staging, what was read, used and not read */
+/* (DuckDB dialect; transpiled to Spark SQL). Run after stage_fhir.sql and coverage_results.sql. */
 CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
 WITH patients AS (
   SELECT DISTINCT
@@ -683,43 +725,9 @@ FROM observations
 UNION ALL
 SELECT
   'Observation' AS input,
-  'ck_unit_unreadable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'ck' AND NOT value IS NULL AND factor IS NULL
-UNION ALL
-SELECT
-  'Observation' AS input,
-  'ck_without_value' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'ck' AND value IS NULL
-UNION ALL
-SELECT
-  'Observation' AS input,
-  'antibody_uninterpretable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'antibody_test' AND result IS NULL
-UNION ALL
-SELECT
-  'Observation' AS input,
-  'antibody_by_reference_range' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  result_basis = 'reference_range'
-UNION ALL
-SELECT
-  'Observation' AS input,
-  'genetic_uninterpretable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'genetic_test' AND result IS NULL
+  item,
+  n
+FROM imnm_result_coverage
 UNION ALL
 SELECT
   'Medication' AS input,

@@ -609,6 +609,48 @@ FROM hits AS h
 LEFT JOIN concept AS c
   ON c.concept_id = h.concept_id;
 
+/* imnm screen: what the results staging could not read, the same for OMOP and FHIR */
+/* (DuckDB dialect; transpiled to Spark SQL). Reads the canonical imnm_measurement view; each */
+/* input's coverage view (coverage_omop.sql, coverage_fhir.sql) adds these rows under its */
+/* own table name. */
+CREATE OR REPLACE TEMPORARY VIEW imnm_result_coverage AS
+SELECT
+  'ck_unit_unreadable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'ck' AND NOT value IS NULL AND factor IS NULL
+UNION ALL
+SELECT
+  'ck_without_value' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'ck' AND value IS NULL
+UNION ALL
+SELECT
+  'antibody_uninterpretable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'antibody_test' AND result IS NULL
+UNION ALL
+SELECT
+  'antibody_by_reference_range' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  result_basis = 'reference_range'
+UNION ALL
+SELECT
+  'genetic_uninterpretable' AS item,
+  COUNT(*) AS n
+FROM imnm_measurement
+WHERE
+  set_name = 'genetic_test' AND result IS NULL;
+
+/* imnm screen: the coverage counts of the OMOP staging, what was read, used and not read */
+/* (DuckDB dialect; transpiled to Spark SQL). Run after stage_omop.sql and coverage_results.sql. */
 CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
 WITH members AS (
   SELECT DISTINCT
@@ -716,43 +758,9 @@ GROUP BY
 UNION ALL
 SELECT
   'measurement' AS input,
-  'ck_unit_unreadable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'ck' AND NOT value IS NULL AND factor IS NULL
-UNION ALL
-SELECT
-  'measurement' AS input,
-  'ck_without_value' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'ck' AND value IS NULL
-UNION ALL
-SELECT
-  'measurement' AS input,
-  'antibody_uninterpretable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'antibody_test' AND result IS NULL
-UNION ALL
-SELECT
-  'measurement' AS input,
-  'antibody_by_reference_range' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  result_basis = 'reference_range'
-UNION ALL
-SELECT
-  'measurement' AS input,
-  'genetic_uninterpretable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'genetic_test' AND result IS NULL
+  item,
+  n
+FROM imnm_result_coverage
 UNION ALL
 SELECT
   'person' AS input,

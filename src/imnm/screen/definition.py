@@ -191,7 +191,8 @@ def render(knowledge: Knowledge, params: Parameters, engine: Engine,
            source: Literal["omop", "fhir"]) -> Rendered:
     """Render the screen for ``engine`` reading ``source`` data."""
     lookups = transpile(lookup_views(knowledge, params), engine)
-    staging = transpile(_template(f"stage_{source}.sql"), engine)
+    staging = transpile("\n".join(_template(name) for name in (
+        f"stage_{source}.sql", "coverage_results.sql", f"coverage_{source}.sql")), engine)
     query = transpile(_template("screen.sql"), engine)
     if len(query) != 1:
         raise ScreenDefinitionError("screen.sql must hold exactly one query")

@@ -6,6 +6,8 @@ and how rows come back. The SQL itself is the one definition in ``sql/``.
 from __future__ import annotations
 
 import glob
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -101,6 +103,67 @@ def _delimiter(file: str) -> str:
 
 def _null_list() -> str:
     return ", ".join(_string(t) for t in NULL_TOKENS)
+
+
+@dataclass(frozen=True)
+class _Casts:
+    """How one engine's SQL turns an export's text into a column's type."""
+
+    quote: Callable[[str], str]
+    text_type: str
+    nulls: str
+    compatible: dict[str, tuple[str, ...]]  # target type -> source types used as they are
+    day: Callable[[str], str]  # the date part of a date or date-time text
+    date: Callable[[str], str]  # ISO (padded or not), then YYYYMMDD
+    cast: Callable[[str, str], str]  # a cast that gives NULL on failure
+
+
+def _conform_plan(types: dict[str, str], wanted: dict[str, str], casts: _Casts
+                  ) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The select list that gives ``wanted`` columns their types, and per converted column
+    (name, text expression, typed expression) to count what did not convert."""
+    exprs, checks = [], []
+    for column, have in types.items():
+        target = wanted.get(column)
+        ref = casts.quote(column)
+        if target is None or have == target or have.startswith(
+                casts.compatible.get(target, (target,))):
+            exprs.append(ref)
+            continue
+        raw = f"TRIM(CAST({ref} AS {casts.text_type}))"
+        text = f"CASE WHEN {raw} IN ({casts.nulls}) THEN NULL ELSE {raw} END"
+        if target == "DATE":
+            typed = casts.date(casts.day(text))
+        elif target == "DOUBLE":
+            typed = casts.cast(text, "DOUBLE")
+        elif target in ("BIGINT", "INTEGER", "INT"):
+            typed = (f"COALESCE({casts.cast(text, target)}, "
+                     f"{casts.cast(casts.cast(text, 'DOUBLE'), target)})")
+        else:
+            typed = text
+        exprs.append(f"{typed} AS {ref}")
+        checks.append((column, text, typed))
+    return exprs, checks
+
+
+_DUCKDB_CASTS = _Casts(
+    quote=lambda c: _ident(c), text_type="VARCHAR", nulls=_null_list(),
+    compatible={"BIGINT": ("BIGINT", "INTEGER", "HUGEINT", "SMALLINT"),
+                "INTEGER": ("INTEGER", "BIGINT", "SMALLINT"),
+                "DOUBLE": ("DOUBLE", "FLOAT", "DECIMAL", "INTEGER", "BIGINT"),
+                "DATE": ("DATE",), "VARCHAR": ("VARCHAR",)},
+    day=lambda t: f"SPLIT_PART(REPLACE({t}, 'T', ' '), ' ', 1)",
+    date=lambda d: f"COALESCE(TRY_CAST({d} AS DATE), CAST(TRY_STRPTIME({d}, '%Y%m%d') AS DATE))",
+    cast=lambda t, kind: f"TRY_CAST({t} AS {kind})")
+_SPARK_CASTS = _Casts(
+    quote=lambda c: f"`{c}`", text_type="STRING",
+    nulls=", ".join("'" + t.replace("\\", "\\\\") + "'" for t in NULL_TOKENS),
+    compatible={"BIGINT": ("BIGINT", "INT", "SMALLINT"), "INT": ("INT", "BIGINT", "SMALLINT"),
+                "DOUBLE": ("DOUBLE", "DECIMAL", "FLOAT", "INT", "BIGINT"), "DATE": ("DATE",),
+                "STRING": ("STRING",)},
+    day=lambda t: f"SPLIT(REPLACE({t}, 'T', ' '), ' ')[0]",
+    date=lambda d: f"COALESCE(TO_DATE({d}, 'yyyy-M-d'), TO_DATE({d}, 'yyyyMMdd'))",
+    cast=lambda t, kind: f"CAST({t} AS {kind})")
 
 
 class DuckDBEngine:
@@ -222,31 +285,7 @@ class DuckDBEngine:
         types = {r[0].lower(): str(r[1]).upper() for r in
                  self.con.execute(f"DESCRIBE {_ident(need.name)}").fetchall()}
         wanted = dict(need.columns)
-        exprs, checks = [], []
-        for column, have in types.items():
-            target = wanted.get(column)
-            ref = _ident(column)
-            if target is None or have.startswith(target) or (
-                    target == "BIGINT" and have in ("INTEGER", "HUGEINT", "SMALLINT")) or (
-                    target == "INTEGER" and have in ("BIGINT", "SMALLINT")) or (
-                    target == "DOUBLE" and have in ("FLOAT", "DECIMAL", "INTEGER", "BIGINT")):
-                exprs.append(ref)
-                continue
-            text = (f"CASE WHEN TRIM(CAST({ref} AS VARCHAR)) IN ({_null_list()}) THEN NULL "
-                    f"ELSE TRIM(CAST({ref} AS VARCHAR)) END")
-            if target == "DATE":
-                day = f"SPLIT_PART(REPLACE({text}, 'T', ' '), ' ', 1)"
-                typed = (f"COALESCE(TRY_CAST({day} AS DATE), "
-                         f"CAST(TRY_STRPTIME({day}, '%Y%m%d') AS DATE))")
-            elif target in ("BIGINT", "INTEGER"):
-                typed = (f"COALESCE(TRY_CAST({text} AS {target}), "
-                         f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS {target}))")
-            elif target == "DOUBLE":
-                typed = f"TRY_CAST({text} AS DOUBLE)"
-            else:
-                typed = text
-            exprs.append(f"{typed} AS {ref}")
-            checks.append((column, text, typed))
+        exprs, checks = _conform_plan(types, wanted, _DUCKDB_CASTS)
         if not checks:
             return {}
         relation = f"({self._views[need.name]}) AS src"
@@ -383,32 +422,7 @@ class SparkEngine:
         frame = self.spark.table(need.name)
         types = {name.lower(): kind.upper() for name, kind in frame.dtypes}
         wanted = {c: _NEUTRAL_TO_SPARK[t] for c, t in need.columns}
-        exprs, checks = [], []
-        nulls = ", ".join("'" + t.replace("\\", "\\\\") + "'" for t in NULL_TOKENS)
-        for column, have in types.items():
-            target = wanted.get(column)
-            ref = f"`{column}`"
-            if target is None or have == target or (
-                    target == "BIGINT" and have in ("INT", "SMALLINT")) or (
-                    target == "INT" and have in ("BIGINT", "SMALLINT")) or (
-                    target == "DOUBLE" and (have.startswith("DECIMAL") or have in (
-                        "FLOAT", "INT", "BIGINT"))):
-                exprs.append(ref)
-                continue
-            text = (f"CASE WHEN TRIM(CAST({ref} AS STRING)) IN ({nulls}) THEN NULL "
-                    f"ELSE TRIM(CAST({ref} AS STRING)) END")
-            if target == "DATE":
-                day = f"SPLIT(REPLACE({text}, 'T', ' '), ' ')[0]"
-                typed = (f"COALESCE(TO_DATE({day}, 'yyyy-M-d'), TO_DATE({day}, 'yyyyMMdd'))")
-            elif target in ("BIGINT", "INT"):
-                typed = (f"COALESCE(CAST({text} AS {target}), "
-                         f"CAST(CAST({text} AS DOUBLE) AS {target}))")
-            elif target == "DOUBLE":
-                typed = f"CAST({text} AS DOUBLE)"
-            else:
-                typed = text
-            exprs.append(f"{typed} AS {ref}")
-            checks.append((column, text, typed))
+        exprs, checks = _conform_plan(types, wanted, _SPARK_CASTS)
         if not checks:
             return {}
         counted = [f"SUM(CASE WHEN ({text}) IS NOT NULL AND ({typed}) IS NULL THEN 1 ELSE 0 END)"

@@ -1,0 +1,74 @@
+-- imnm screen: the coverage counts of the OMOP staging, what was read, used and not read
+-- (DuckDB dialect; transpiled to Spark SQL). Run after stage_omop.sql and coverage_results.sql.
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
+WITH members AS (
+    SELECT DISTINCT concept_id FROM imnm_set_concepts
+),
+known AS (
+    SELECT concept_id FROM concept
+),
+conditions AS (
+    SELECT condition_concept_id AS cid, condition_source_concept_id AS sid, COUNT(*) AS n
+    FROM condition_occurrence
+    GROUP BY condition_concept_id, condition_source_concept_id
+),
+measurements AS (
+    SELECT measurement_concept_id AS cid, CAST(NULL AS BIGINT) AS sid, COUNT(*) AS n
+    FROM measurement
+    GROUP BY measurement_concept_id
+),
+drugs AS (
+    SELECT drug_concept_id AS cid, drug_source_concept_id AS sid, COUNT(*) AS n
+    FROM drug_exposure
+    GROUP BY drug_concept_id, drug_source_concept_id
+),
+tallied AS (
+    SELECT 'condition_occurrence' AS input, * FROM conditions
+    UNION ALL
+    SELECT 'measurement' AS input, * FROM measurements
+    UNION ALL
+    SELECT 'drug_exposure' AS input, * FROM drugs
+),
+flagged AS (
+    SELECT t.input, t.n,
+           CASE WHEN mc.concept_id IS NOT NULL OR ms.concept_id IS NOT NULL THEN 1 ELSE 0 END
+               AS used,
+           CASE WHEN COALESCE(t.cid, 0) = 0 AND COALESCE(t.sid, 0) = 0 THEN 1 ELSE 0 END
+               AS unmapped,
+           CASE WHEN kc.concept_id IS NULL AND ks.concept_id IS NULL THEN 1 ELSE 0 END
+               AS unknown
+    FROM tallied AS t
+    LEFT JOIN members AS mc ON mc.concept_id = t.cid
+    LEFT JOIN members AS ms ON ms.concept_id = t.sid
+    LEFT JOIN known AS kc ON kc.concept_id = t.cid AND t.cid <> 0
+    LEFT JOIN known AS ks ON ks.concept_id = t.sid AND t.sid <> 0
+)
+SELECT input, 'rows' AS item, SUM(n) AS n FROM flagged GROUP BY input
+UNION ALL
+SELECT input, 'in_code_set' AS item, SUM(n) AS n FROM flagged WHERE used = 1 GROUP BY input
+UNION ALL
+SELECT input, 'concept_id_0' AS item, SUM(n) AS n FROM flagged
+WHERE used = 0 AND unmapped = 1 GROUP BY input
+UNION ALL
+SELECT input, 'concept_not_in_vocabulary' AS item, SUM(n) AS n FROM flagged
+WHERE used = 0 AND unmapped = 0 AND unknown = 1 GROUP BY input
+UNION ALL
+SELECT 'measurement' AS input, item, n FROM imnm_result_coverage
+UNION ALL
+SELECT 'person' AS input, 'rows' AS item, COUNT(*) AS n FROM person
+UNION ALL
+SELECT 'person' AS input, 'no_birth_year' AS item, COUNT(*) AS n FROM person
+WHERE year_of_birth IS NULL
+UNION ALL
+SELECT 'vocabulary' AS input, 'concept_ancestor_rows' AS item, COUNT(*) AS n
+FROM concept_ancestor
+UNION ALL
+SELECT 'vocabulary' AS input, 'concept_relationship_hierarchy_rows' AS item, COUNT(*) AS n
+FROM concept_relationship AS r JOIN imnm_hierarchy AS h ON h.relationship_id = r.relationship_id
+UNION ALL
+SELECT 'vocabulary' AS input, CONCAT('set_concepts_by_', how) AS item, COUNT(*) AS n
+FROM imnm_set_concepts GROUP BY how
+UNION ALL
+SELECT 'drug_exposure' AS input, CONCAT('in_code_set_by_', how) AS item, COUNT(*) AS n
+FROM imnm_drug GROUP BY how
