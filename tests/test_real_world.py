@@ -276,6 +276,15 @@ def test_smart_bundles_screen_finds_planted_children(
     assert counts[("Observation", "antibody_by_reference_range")] == 0  # the H flag read
 
 
+def test_smart_bundles_on_spark_give_the_same_rows(
+        bundles: tuple[Path, dict[str, set[str]]], spark: SparkEngine) -> None:
+    folder, _expected = bundles
+    on_duckdb = run_screen("fhir", str(folder), as_of=AS_OF)
+    on_spark = run_screen("fhir", str(folder), engine=spark, as_of=AS_OF)
+    assert on_spark.rows == on_duckdb.rows and len(on_spark.rows) == len(CASES)
+    assert coverage(on_spark) == coverage(on_duckdb)
+
+
 def test_smart_bundles_screen_and_per_child_route_agree_child_by_child(
         bundles: tuple[Path, dict[str, set[str]]]) -> None:
     folder, expected = bundles

@@ -684,6 +684,8 @@ def knowledge(
         typer.echo("  supports: " + ("; ".join(shown) if shown else "(nothing yet)")
                    + (f"; and {more} more" if more > 0 else ""))
         typer.echo("")
+    typer.echo(f"drug product map (results.toml): {len(kb.products)} RxNorm products; "
+               f"{kb.results_version}")
 
 
 def main() -> None:
