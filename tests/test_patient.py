@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from imnm.errors import InputError
 from imnm.patient import Antibody, AntibodyStatus, Drug, OnsetPattern, load_patient
 from imnm.testing import a_child
 
@@ -138,3 +139,20 @@ def test_plain_numbers_and_labels_are_accepted() -> None:
 def test_table_1_slow_onset_reads_as_chronic() -> None:
     assert load_patient({"id": "x", "onset": {"pattern": "Slow"}}).onset.pattern \
         is OnsetPattern.chronic
+
+
+@pytest.mark.parametrize(("data", "field", "expected"), [
+    ({"age_years": True}, "age_years", "a number, not true/false"),
+    ({"age_years": float("nan")}, "age_years", "a finite number"),
+    ({"weight": {"value": 30000, "unit": "mg"}}, "weight.unit", "one of kg, g, lb"),
+    ({"weight": {"value": True, "unit": "kg"}}, "weight.value", "not true/false"),
+    ({"treatments": [{"drug": "methotrexate", "dose": {"value": float("nan"), "unit": "mg"}}]},
+     "treatments.0.dose.value", "a finite number"),
+    ({"ck": [{"value": float("inf"), "unit": "U/L"}]}, "ck.0.value", "a finite number"),
+])
+def test_bad_numbers_are_refused_with_the_field(data: dict[str, object], field: str,
+                                                expected: str) -> None:
+    with pytest.raises(InputError) as caught:
+        load_patient({"id": "probe"} | data)
+    problem = caught.value.problems[0]
+    assert problem.field == field and expected in problem.expected

@@ -106,6 +106,13 @@ def compute(rule: DoseRule, weight_kg: float, height_cm: float | None = None) ->
     else:
         size, size_text = 1.0, "fixed"
     low, high = _apply(rule.amount_min, size, rule), _apply(rule.amount_max, size, rule)
+    if low.value <= 0 or not math.isfinite(low.value) or not math.isfinite(high.value):
+        # Never print a dose of zero: it would read as "give nothing".
+        raise DosingError(
+            f"{rule.drug.value} ({rule.id}): {rule.amount_min:g} {rule.amount_unit} × "
+            f"{size_text} rounds down to 0 {rule.amount_unit} at the "
+            f"{rule.rounding_increment:g} {rule.amount_unit} increment; too small to compute "
+            "safely here: dose by hand with the pharmacist")
     per_unit = {"per_kg": "/kg", "per_m2": "/m²", "fixed": ""}[rule.basis]
     amount = (f"{rule.amount_min:g}" if rule.amount_min == rule.amount_max
               else f"{rule.amount_min:g}-{rule.amount_max:g}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import typing
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -25,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -50,10 +52,29 @@ DAYS_PER_MONTH = 365.25 / 12  # calendar arithmetic, not a clinical number
 DAYS_PER_YEAR = 365.25
 
 
-class Model(BaseModel):
-    """Base of every patient-file model: unknown fields are refused, instances are frozen."""
+def _numeric(annotation: object) -> bool:
+    """True when a field's type is a number (float or int) and not also a boolean."""
+    args = typing.get_args(annotation)
+    if args:
+        inner = [a for a in args if a is not type(None)]
+        return any(_numeric(a) for a in inner) and bool not in inner
+    return annotation in (float, int)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+class Model(BaseModel):
+    """Base of every patient-file model: unknown fields are refused, instances are frozen,
+    numbers must be finite, and true/false is never read as 1/0."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True,
+                              allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: object, info: ValidationInfo) -> object:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _numeric(field.annotation):
+            raise ValueError("a number, not true/false")
+        return value
 
 
 # --------------------------------------------------------------------------- enumerations

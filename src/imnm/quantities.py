@@ -7,6 +7,7 @@ dimension, raises ``ValueError`` with the accepted units named.
 
 from __future__ import annotations
 
+import math
 from functools import cache, lru_cache
 from typing import Any
 
@@ -55,6 +56,11 @@ def convert(value: float, unit: str, kind: str) -> float:
     ``"length"`` (to cm).
     """
     accepted = {"activity": CK_UNITS, "mass": MASS_UNITS, "length": LENGTH_UNITS}[kind]
+    if _normalise_spelling(unit) not in {_normalise_spelling(a) for a in accepted}:
+        # pint would convert mg or mm too; a weight in mg is a unit slip, never a child.
+        raise ValueError(f"a unit of {kind}: one of {', '.join(accepted)}")
+    if isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"a finite number with a unit of {kind}")
     ureg = registry()
     try:
         quantity = ureg.Quantity(value, _normalise_spelling(unit))
