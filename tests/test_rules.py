@@ -296,3 +296,20 @@ def test_ck_without_limit_or_age_uses_a_conservative_bound() -> None:
     assert result.classification.enmc_2017.cls == "anti_hmgcr_imnm"
     low = a_child(age_years=None).with_ck(450).build()
     assert assess(low).summary.ck_elevated is None  # below the bound: undecided, not normal
+
+
+def test_a_ck_below_a_fallback_limit_is_unknown_not_normal() -> None:
+    # Issue 11 item 7: a 17-year-old boy, CK 450 U/L, no laboratory limit. The cited fallback
+    # for his age is higher, but his laboratory's limit may be lower (200 here): below a
+    # fallback bound, elevation is unknown, and the laboratory limit is named as missing.
+    child = (a_child(age_years=17, sex="male").with_proximal_weakness(3)
+             .with_antibody("HMGCR", "negative").with_antibody("SRP", "negative"))
+    unknown = assess(child.with_ck(450).build())
+    enmc = unknown.classification.enmc_2017
+    assert enmc.cls == "insufficient_data"
+    assert enmc.elements["ck_elevated"] is None
+    with_limit = assess(child.with_ck(450, upper_limit=200).build())
+    assert with_limit.classification.enmc_2017.elements["ck_elevated"] is True
+    # Above the fallback it is elevated whatever the laboratory's limit.
+    above = assess(child.with_ck(5000).build())
+    assert above.classification.enmc_2017.elements["ck_elevated"] is True

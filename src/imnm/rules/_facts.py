@@ -67,12 +67,13 @@ class CkSummary:
 def fallback_uln(patient: Patient, knowledge: Knowledge, result: EnzymeResult
                  ) -> tuple[float | None, str, bool]:
     """A CK upper limit for a result that carries none, its origin, and whether it is only a
-    conservative bound.
+    bound (always, for a fallback).
 
     With the child's age known, the band for their sex and age is used (unknown sex: the
-    higher, male, limit). With the age unknown, the highest limit of any band is a
-    conservative bound: a value above it is elevated at every age covered, a value below it
-    stays undecided.
+    higher, male, limit). With the age unknown, the highest limit of any band is used. Either
+    way a fallback is a bound, not the laboratory's answer: a value above it is elevated, a
+    value at or below it stays undecided (the laboratory's own limit may be lower), and the
+    laboratory limit is named as missing.
     """
     when = result.date or patient.reference_date()
     age = patient.age_at(when)
@@ -88,7 +89,7 @@ def fallback_uln(patient: Patient, knowledge: Knowledge, result: EnzymeResult
             origin = (f"fallback: {band.source} {band.sex} {band.min_age_years:g}"
                       f"{'-' + format(band.max_age_years, 'g') if band.max_age_years else '+'} y"
                       f"{' (sex unknown: male limit)' if sex is not patient.sex else ''}")
-            return band.upper_limit, origin, False
+            return band.upper_limit, origin, True
     return None, f"none: no reference band for age {age:.2f} y", False
 
 
