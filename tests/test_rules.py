@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from imnm import assess
+from imnm.knowledge import load_knowledge
+from imnm.report.treatment import render_plan
+from imnm.rules.treatment import build_plan
 from imnm.testing import a_child
+
+KB = load_knowledge()
 
 LGMD = ("Limb girdle muscular dystrophy, unspecified", "icd10cm", "G71.039")
 
@@ -126,7 +131,8 @@ def test_enmc_seronegative_needs_a_necrotizing_biopsy() -> None:
     assert no_biopsy.cls == "insufficient_data"
     assert any("muscle biopsy" in m for m in no_biopsy.missing)
     assert not any(m.startswith("if anti-HMGCR") for m in no_biopsy.missing)
-    with_biopsy = enmc(negative.with_biopsy(necrosis=True, perifascicular_atrophy=False)
+    with_biopsy = enmc(negative.with_biopsy(necrosis=True, perifascicular_atrophy=False,
+                                            rimmed_vacuoles=False, cd8_invasion=False)
                        .with_genetics("negative"))
     assert with_biopsy.cls == "seronegative_imnm" and with_biopsy.caveats == ()
     dm_biopsy = enmc(negative.with_biopsy(necrosis=True, perifascicular_atrophy=True))
@@ -313,3 +319,51 @@ def test_a_ck_below_a_fallback_limit_is_unknown_not_normal() -> None:
     # Above the fallback it is elevated whatever the laboratory's limit.
     above = assess(child.with_ck(5000).build())
     assert above.classification.enmc_2017.elements["ck_elevated"] is True
+
+
+def test_unreported_biopsy_features_are_unknown_not_absent() -> None:
+    # Issue 11 item 4: necrosis with perifascicular atrophy, rimmed vacuoles and CD8 invasion
+    # not reported is not "without features of another inflammatory myopathy".
+    negative = imnm_picture().with_antibody("HMGCR", "negative").with_antibody("SRP", "negative")
+    result = enmc(negative.with_biopsy(necrosis=True).with_genetics("negative"))
+    assert result.cls == "insufficient_data"
+    assert result.elements["necrotizing_biopsy"] is None
+    named = " ".join(result.missing)
+    assert all(f in named for f in ("perifascicular atrophy", "rimmed vacuoles", "cd8 invasion"))
+
+
+def test_a_dystrophic_biopsy_is_not_seronegative_imnm_and_gets_no_plan() -> None:
+    # Issue 11 item 1: a 6-year-old boy, CK 22,000 U/L, both antibodies negative, biopsy
+    # concluded "dystrophic" with necrosis and regeneration, no genetic testing.
+    boy = (a_child(age_years=6, sex="male").with_ck(22000).with_proximal_weakness(3)
+           .with_antibody("HMGCR", "negative").with_antibody("SRP", "negative")
+           .with_biopsy(conclusion="dystrophic", necrosis=True, regeneration=True)
+           .with_(weight={"value": 21, "unit": "kg"}).build())
+    result = assess(boy)
+    assert result.classification.enmc_2017.cls != "seronegative_imnm"
+    plan = build_plan(boy, KB, result.classification.enmc_2017.cls,
+                      result.classification.enmc_2017.caveats)
+    assert all(not step.doses for step in plan.steps)
+    # Genetic testing is in the work-up even without a dystrophy label.
+    assert any("genetic" in f.conclusion.lower() for f in result.findings
+               if f.rule_id.startswith("workup."))
+
+
+def test_a_provisional_class_says_confirm_first_before_any_dose() -> None:
+    # Issue 11 items 1 and 2: seronegative without genetic exclusion, and a line-blot anti-SRP:
+    # the class's caveats come first in the plan, as a red flag, before the doses.
+    seronegative = (imnm_picture().with_antibody("HMGCR", "negative")
+                    .with_antibody("SRP", "negative")
+                    .with_biopsy(conclusion="necrotizing_myopathy")
+                    .with_(weight={"value": 30, "unit": "kg"}).build())
+    line_blot = (imnm_picture().with_antibody("SRP", "positive", method="line_blot")
+                 .with_(weight={"value": 30, "unit": "kg"}).build())
+    for child in (seronegative, line_blot):
+        enmc_result = assess(child).classification.enmc_2017
+        assert enmc_result.caveats
+        plan = build_plan(child, KB, enmc_result.cls, enmc_result.caveats)
+        first = plan.findings[0]
+        assert first.rule_id == "treatment.confirm_first" and first.kind.value == "red_flag"
+        assert "confirm before treating" in first.conclusion
+        text = render_plan(plan)
+        assert text.index("confirm before treating") < text.index(" mg")

@@ -112,8 +112,8 @@ def plan(
     from imnm.rules.treatment import build_plan
 
     patient = _load_one(file)
-    enmc_class = run(patient).classification.enmc_2017.cls
-    result = build_plan(patient, load_knowledge(), enmc_class)
+    enmc = run(patient).classification.enmc_2017
+    result = build_plan(patient, load_knowledge(), enmc.cls, enmc.caveats)
     if fmt is Format.json:
         typer.echo(result.model_dump_json(indent=2))
     else:

@@ -226,6 +226,7 @@ _NOT_NECROTIZING = (
     BiopsyConclusion.dermatomyositis,
     BiopsyConclusion.antisynthetase,
     BiopsyConclusion.inclusion_body_myositis,
+    BiopsyConclusion.dystrophic,  # necrosis and regeneration in a dystrophy: not IMNM's
     BiopsyConclusion.normal,
 )
 
@@ -242,6 +243,13 @@ def necrotizing_biopsy(biopsy: Biopsy | None) -> tuple[bool | None, str]:
     if biopsy.conclusion is not None and biopsy.conclusion in _NOT_NECROTIZING:
         return False, f"pathologist's conclusion: {biopsy.conclusion.value}"
     if biopsy.necrosis is True:
+        unreported = [f.replace("_", " ") for f in _OTHER_IIM_FEATURES
+                      if getattr(biopsy, f) is None]
+        if unreported:
+            # Not reported is unknown, never absent: the necrosis could belong to another
+            # inflammatory myopathy.
+            return None, ("necrotic fibres; not reported whether there is "
+                          + ", ".join(unreported))
         return True, "necrotic fibres without features of another inflammatory myopathy"
     if biopsy.necrosis is False:
         return False, "no necrotic fibres"

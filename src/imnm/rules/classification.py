@@ -191,6 +191,8 @@ def classify_enmc(patient: Patient, knowledge: Knowledge, ck: CkSummary) -> Enmc
             if values[e] is not None or (e == "hmgcr_and_srp_negative" and shared):
                 continue
             text = knowledge.enmc_elements[e].missing
+            if e == "necrotizing_biopsy" and patient.biopsy is not None:
+                text = f"{text} ({reasons[e]})"  # a biopsy whose report leaves it open
             if s.id == "seronegative_imnm" and e not in shared and antibody_question_open:
                 text = f"if anti-HMGCR and anti-SRP are negative: {text}"
             if text not in missing:

@@ -131,12 +131,23 @@ def _active(patient: Patient) -> list[Drug]:
             if (t.start is None or t.start <= today) and (t.end is None or t.end >= today)]
 
 
-def build_plan(patient: Patient, knowledge: Knowledge, enmc_class: str) -> TreatmentPlan:
-    """The treatment plan for ``patient`` whose ENMC 2017 class is ``enmc_class``."""
+def build_plan(patient: Patient, knowledge: Knowledge, enmc_class: str,
+               caveats: tuple[str, ...] = ()) -> TreatmentPlan:
+    """The treatment plan for ``patient`` whose ENMC 2017 class is ``enmc_class``. The class's
+    caveats (``EnmcResult.caveats``: an unconfirmed anti-SRP, genetic exclusion not done) come
+    first, as a red flag before any dose: the class is provisional until they are settled."""
     weight = patient.weight.kg if patient.weight else None
     height = patient.height.cm if patient.height else None
     bsa = dosing.bsa_mosteller(weight, height) if weight and height else None
     findings: list[Finding] = []
+    if caveats and any(enmc_class in s.applies_to for s in knowledge.steps):
+        findings.append(Finding(
+            rule_id="treatment.confirm_first", kind=Kind.red_flag,
+            conclusion=f"Provisional class ({enmc_class}): confirm before treating: "
+            + "; ".join(caveats) + ". The doses below assume the class stands.",
+            facts=facts(enmc_class=enmc_class, caveats="; ".join(caveats)),
+            source="enmc_224_2018", status=Status.unconfirmed,
+            missing=caveats))
     missing: list[str] = []
     if weight is None:
         missing.append("weight (no dose can be computed)")

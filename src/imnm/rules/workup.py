@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from imnm.findings import Finding, facts, recommended
 from imnm.knowledge import Knowledge
-from imnm.patient import Antibody, AntibodyStatus, Patient
+from imnm.patient import Antibody, AntibodyStatus, BiopsyConclusion, Patient
 from imnm.rules._facts import (
     antibody_status,
     classify_labels,
@@ -67,10 +67,22 @@ def evaluate(patient: Patient, knowledge: Knowledge, enmc_class: str) -> tuple[F
 
     dystrophy_like = [lab for lab in labels if lab.set in ("dystrophy", "unexplained_myopathy")]
     genetic = patient.genetic_testing
-    if dystrophy_like and genetic.result is None and not imnm_positive:
-        out.append(recommended(knowledge, "workup.genetic_testing",
-                               facts_used=facts(labels=[lab.text() for lab in dystrophy_like],
-                                                genetic_testing="not done or not reported")))
+    dystrophic_biopsy = biopsy is not None and biopsy.conclusion is BiopsyConclusion.dystrophic
+    # A dystrophy must be excluded before a seronegative class, label or no label.
+    seronegative_question = picture and both_negative and enmc_class in (
+        "seronegative_imnm", "insufficient_data")
+    if (dystrophy_like or seronegative_question or dystrophic_biopsy) \
+            and genetic.result is None and not imnm_positive:
+        why: dict[str, object] = {}
+        if dystrophy_like:
+            why["labels"] = [lab.text() for lab in dystrophy_like]
+        if seronegative_question:
+            why["anti_HMGCR_and_anti_SRP"] = "negative"
+            why["enmc_class"] = enmc_class
+        if dystrophic_biopsy:
+            why["biopsy_conclusion"] = "dystrophic"
+        out.append(recommended(knowledge, "workup.genetic_testing", facts_used=facts(
+            **why, genetic_testing="not done or not reported")))
 
     # ---- red flags
     extra = patient.extramuscular

@@ -135,7 +135,8 @@ def _chart(patient: Patient) -> bytes | None:
 
 def _view(patient: Patient, result: Assessment) -> dict[str, Any]:
     knowledge = load_knowledge()
-    plan = build_plan(patient, knowledge, result.classification.enmc_2017.cls)
+    enmc = result.classification.enmc_2017
+    plan = build_plan(patient, knowledge, enmc.cls, enmc.caveats)
     return {"patient": patient, "assessment": result, "sections": outline(result),
             "plan_text": render_plan(plan), "enmc": result.classification.enmc_2017.cls,
             "test_flag": result.suspicion.test_for_imnm_antibodies}
