@@ -223,3 +223,28 @@ def test_dose_command() -> None:
 def test_example_course_file_is_a_valid_patient() -> None:
     patient = load_patient(COURSE_EXAMPLE.read_text(encoding="utf-8"))
     assert len(patient.visits) == 5
+
+
+def test_cyclophosphamide_course_is_projected_against_the_limit() -> None:
+    # Issue 11 item 3: a boy at 6.75 g/m² is offered a course of 6-6.75 g/m² more.
+    def boy(*given: dict[str, object]):  # type: ignore[no-untyped-def]
+        return (a_child(age_years=14, sex="male").with_(weight="50 kg", height="160 cm")
+                .with_(treatments=list(given)).build())
+
+    at_675 = boy({"drug": "cyclophosphamide", "dose": "750 mg/m2", "administrations": 9})
+    plan = treatment.build_plan(at_675, KB, "anti_srp_imnm")
+    projected = next(f for f in plan.findings
+                     if f.rule_id == "treatment.projected_cyclophosphamide")
+    assert projected.kind.value == "red_flag"
+    assert "12.75-13.5 g/m²" in projected.conclusion and "PAST the 7.5" in projected.conclusion
+    assert "No per-pulse cap exists in the sources" in projected.conclusion
+    # Past the limit already: no new pulse is computed, and the plan says why.
+    at_8 = boy({"drug": "cyclophosphamide", "dose": "1000 mg/m2", "administrations": 8})
+    plan = treatment.build_plan(at_8, KB, "anti_srp_imnm")
+    cyclo = [t for s in plan.steps for t in s.doses_not_computed if "cyclophosphamide" in t]
+    assert cyclo and all("already past its limit" in t for t in cyclo)
+    assert not [d for s in plan.steps for d in s.doses if d.drug == "cyclophosphamide"]
+    # Never given: the course alone (6-6.75 g/m²) is within the limit, said as a note.
+    fresh = treatment.build_plan(boy(), KB, "anti_srp_imnm")
+    note = next(f for f in fresh.findings if f.rule_id == "treatment.projected_cyclophosphamide")
+    assert note.kind.value == "note" and "6-6.75 g/m²" in note.conclusion

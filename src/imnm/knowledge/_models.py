@@ -271,6 +271,8 @@ class DoseRule(Cited):
     frequency: str = ""
     duration: str = ""
     rounding_increment: float = Field(gt=0)
+    administrations_min: int | None = Field(None, gt=0)  # doses in the course, where fixed
+    administrations_max: int | None = Field(None, gt=0)
     note: str | None = None
 
 

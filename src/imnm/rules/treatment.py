@@ -8,6 +8,8 @@ class), ``treatment.corticosteroid_alone`` (steroids alone usually fail),
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 from imnm import dosing
@@ -131,6 +133,42 @@ def _active(patient: Patient) -> list[Drug]:
             if (t.start is None or t.start <= today) and (t.end is None or t.end >= today)]
 
 
+def _projected_cyclophosphamide(patient: Patient, knowledge: Knowledge, applicable: list[Any],
+                                 cumulative: CumulativeDose | None) -> Finding | None:
+    """The cumulative cyclophosphamide after the course the plan offers, against the limit:
+    a red flag when the course would pass it."""
+    rules = [knowledge.doses[d] for step in applicable for d in step.doses
+             if knowledge.doses[d].drug is Drug.cyclophosphamide]
+    if not rules or any(r.basis != "per_m2" or r.administrations_min is None
+                        or r.administrations_max is None for r in rules):
+        return None
+    scale = {"mg": 1 / 1000, "g": 1.0}
+    low = sum(r.amount_min * scale[r.amount_unit] * (r.administrations_min or 0) for r in rules)
+    high = sum(r.amount_max * scale[r.amount_unit] * (r.administrations_max or 0) for r in rules)
+    so_far = cumulative.total_g_per_m2 if cumulative is not None else 0.0
+    limit = cumulative.limit_g_per_m2 if cumulative is not None else next(
+        (c.limit for c in knowledge.cumulative if c.drug is Drug.cyclophosphamide
+         and c.applies_to_sex == patient.sex.value), None)
+    unknown = cumulative is not None and cumulative.doses_without_amount > 0
+    total_low, total_high = round(so_far + low, 3), round(so_far + high, 3)
+    text = (f"The cyclophosphamide course offered ({' then '.join(r.says for r in rules)}) "
+            f"adds {low:g}-{high:g} g/m²: the cumulative dose would be {total_low:g}-"
+            f"{total_high:g} g/m²" + (" or more (some past doses are not counted)"
+                                      if unknown else ""))
+    passes = limit is not None and total_high > limit
+    if limit is not None:
+        text += (f", {'PAST' if passes else 'within'} the {limit:g} g/m² limit")
+    text += ". No per-pulse cap exists in the sources: each pulse follows body surface area."
+    rule = next((c for c in knowledge.cumulative if c.drug is Drug.cyclophosphamide), None)
+    return Finding(
+        rule_id="treatment.projected_cyclophosphamide",
+        kind=Kind.red_flag if passes else Kind.note, conclusion=text,
+        facts=facts(so_far_g_per_m2=so_far, course_g_per_m2=f"{low:g}-{high:g}",
+                    limit_g_per_m2=limit),
+        source=rule.source if rule is not None else rules[0].source,
+        status=Status.derived)
+
+
 def build_plan(patient: Patient, knowledge: Knowledge, enmc_class: str,
                caveats: tuple[str, ...] = ()) -> TreatmentPlan:
     """The treatment plan for ``patient`` whose ENMC 2017 class is ``enmc_class``. The class's
@@ -154,6 +192,8 @@ def build_plan(patient: Patient, knowledge: Knowledge, enmc_class: str,
     if height is None:
         missing.append("height (per-m² doses: methotrexate per m², rituximab, cyclophosphamide)")
 
+    cumulative = cumulative_cyclophosphamide(patient, knowledge)
+    past_limit = cumulative is not None and cumulative.over_limit
     steps: list[PlanStep] = []
     applicable = [s for s in knowledge.steps if enmc_class in s.applies_to]
     if not applicable:
@@ -171,6 +211,10 @@ def build_plan(patient: Patient, knowledge: Knowledge, enmc_class: str,
             rule = knowledge.doses[dose_id]
             if weight is None:
                 not_computed.append(f"{dose_id}: weight missing")
+                continue
+            if past_limit and rule.drug is Drug.cyclophosphamide:
+                not_computed.append(f"{dose_id}: the cumulative cyclophosphamide dose is "
+                                    "already past its limit (see the red flag)")
                 continue
             try:
                 computed.append(dosing.compute(rule, weight, height))
@@ -203,7 +247,9 @@ def build_plan(patient: Patient, knowledge: Knowledge, enmc_class: str,
             "corticosteroids alone and most children need an immunosuppressant or IVIg as well.",
             facts=facts(current_treatment=[d.value for d in active]),
             source="wang_liang_2023", status=Status.confirmed))
-    cumulative = cumulative_cyclophosphamide(patient, knowledge)
+    projection = _projected_cyclophosphamide(patient, knowledge, applicable, cumulative)
+    if projection is not None:
+        findings.append(projection)
     if cumulative is not None:
         text = f"Cumulative cyclophosphamide so far: {cumulative.total_g_per_m2:g} g/m²"
         if cumulative.limit_g_per_m2 is not None:
