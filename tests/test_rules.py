@@ -367,3 +367,16 @@ def test_a_provisional_class_says_confirm_first_before_any_dose() -> None:
         assert "confirm before treating" in first.conclusion
         text = render_plan(plan)
         assert text.index("confirm before treating") < text.index(" mg")
+
+
+def test_gene_and_antibody_in_conflict_are_named_and_get_no_plan() -> None:
+    # Issue 11 item 5: biallelic HMGCR variants (LGMD R28) and a positive anti-HMGCR.
+    child = (imnm_picture().with_antibody("HMGCR", "positive")
+             .with_genetics("diagnostic", genes=["HMGCR"],
+                            diagnosis="limb-girdle muscular dystrophy R28")
+             .with_(weight={"value": 30, "unit": "kg"}).build())
+    result = assess(child).classification.enmc_2017
+    assert result.cls == "insufficient_data"
+    assert any("conflict" in m and "second assay" in m for m in result.missing)
+    plan = build_plan(child, KB, result.cls, result.caveats)
+    assert all(not step.doses for step in plan.steps)

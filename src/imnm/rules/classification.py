@@ -157,6 +157,18 @@ def classify_enmc(patient: Patient, knowledge: Knowledge, ck: CkSummary) -> Enmc
         return EnmcResult("not_imnm", values, reasons, (), (),
                           (f"another cause is confirmed ({why}); the ENMC definitions "
                            "require other causes to be excluded",), source, Status.unconfirmed)
+    if patient.genetic_testing.confirmed and positive:
+        # A genetic diagnosis (e.g. LGMD R28, biallelic HMGCR variants: the gene is not the
+        # antibody) and a positive IMNM antibody cannot both settle the diagnosis.
+        antibodies = " and ".join(f"anti-{a.value}" for a in positive)
+        return EnmcResult(
+            "insufficient_data", values, reasons,
+            (f"resolution of a conflict: {reasons['other_causes_excluded']}, yet {antibodies} "
+             "positive; confirm the antibody with a second assay and read a muscle biopsy "
+             "before treating as IMNM",),
+            (), (reasons["other_causes_excluded"],
+                 *(reasons[f"anti_{a.value.lower()}_positive"] for a in positive)),
+            source, Status.unconfirmed)
     if len(met) > 1:
         return EnmcResult(
             "insufficient_data", values, reasons,
