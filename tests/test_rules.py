@@ -380,3 +380,13 @@ def test_gene_and_antibody_in_conflict_are_named_and_get_no_plan() -> None:
     assert any("conflict" in m and "second assay" in m for m in result.missing)
     plan = build_plan(child, KB, result.cls, result.caveats)
     assert all(not step.doses for step in plan.steps)
+
+
+def test_unknown_heart_and_swallowing_in_anti_hmgcr_disease_are_asked_for() -> None:
+    # Issue 11 item 8: the review reports cardiac abnormality in anti-HMGCR children too.
+    child = imnm_picture().with_antibody("HMGCR", "positive")
+    unknown = {f.rule_id for f in assess(child.build()).findings}
+    assert {"redflag.cardiac_status_unknown", "redflag.swallowing_status_unknown"} <= unknown
+    recorded = {f.rule_id for f in assess(child.with_(
+        extramuscular={"cardiac": False, "dysphagia": False}).build()).findings}
+    assert not {"redflag.cardiac_status_unknown", "redflag.swallowing_status_unknown"} & recorded

@@ -91,6 +91,17 @@ def evaluate(patient: Patient, knowledge: Knowledge, enmc_class: str) -> tuple[F
         out.append(recommended(knowledge, "redflag.cardiac_evaluation", facts_used=facts(
             anti_SRP=antibody_status(patient, Antibody.SRP), enmc_class=enmc_class,
             cardiac_involvement=extra.cardiac)))
+    if hmgcr is AntibodyStatus.positive and srp is not AntibodyStatus.positive:
+        # Item by item: unknown heart or swallowing status in IMNM is a question to ask.
+        if extra.cardiac is None:
+            out.append(recommended(knowledge, "redflag.cardiac_status_unknown",
+                                   facts_used=facts(anti_HMGCR="positive", cardiac="not recorded"),
+                                   missing=("cardiac assessment",)))
+        if extra.dysphagia is None:
+            out.append(recommended(knowledge, "redflag.swallowing_status_unknown",
+                                   facts_used=facts(anti_HMGCR="positive",
+                                                    dysphagia="not recorded"),
+                                   missing=("swallowing assessment",)))
     if (srp is AntibodyStatus.positive or extra.dysphagia is True
             or extra.interstitial_lung_disease is True):
         out.append(recommended(knowledge, "redflag.lung_and_swallowing", facts_used=facts(
