@@ -12,6 +12,7 @@ import pytest
 from imnm import assess, load_patient
 from imnm.knowledge import load_knowledge
 from imnm.patient import Visit
+from imnm.report.treatment import render_plan
 from imnm.rules import response, treatment
 from imnm.testing import a_child
 from tests.conftest import EXAMPLES, GOLDEN
@@ -248,3 +249,16 @@ def test_cyclophosphamide_course_is_projected_against_the_limit() -> None:
     fresh = treatment.build_plan(boy(), KB, "anti_srp_imnm")
     note = next(f for f in fresh.findings if f.rule_id == "treatment.projected_cyclophosphamide")
     assert note.kind.value == "note" and "6-6.75 g/m²" in note.conclusion
+
+
+def test_two_methotrexate_doses_are_one_recommended_and_one_alternative() -> None:
+    # Issue 11 item 6: at 70 kg the plan printed 15 mg/week and 27-36 mg/week side by side.
+    child = (a_child(age_years=16).with_(weight="70 kg", height="175 cm")
+             .with_antibody("HMGCR", "positive").build())
+    plan = treatment.build_plan(child, KB, "anti_hmgcr_imnm")
+    step = next(s for s in plan.steps if s.id == "first.methotrexate")
+    assert [d.choice for d in step.doses] == ["recommended", "alternative"]
+    assert all(d.choice_reason and d.source for d in step.doses)
+    text = render_plan(plan)
+    assert "RECOMMENDED for this child: methotrexate: 15 mg per week" in text
+    assert "ALTERNATIVE: methotrexate" in text and "why alternative:" in text

@@ -74,6 +74,8 @@ class ComputedDose(BaseModel):
     cap_source: str | None
     cap_status: Status | None
     note: str | None
+    choice: str | None = None
+    choice_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def compute(rule: DoseRule, weight_kg: float, height_cm: float | None = None) ->
         source=rule.source, status=rule.status, cap_source=rule.cap_source or (
             rule.source if rule.cap is not None else None),
         cap_status=rule.cap_status or (rule.status if rule.cap is not None else None),
-        note=rule.note,
+        note=rule.note, choice=rule.choice, choice_reason=rule.choice_reason,
     )
 
 

@@ -273,6 +273,8 @@ class DoseRule(Cited):
     rounding_increment: float = Field(gt=0)
     administrations_min: int | None = Field(None, gt=0)  # doses in the course, where fixed
     administrations_max: int | None = Field(None, gt=0)
+    choice: Literal["recommended", "alternative"] | None = None  # where a step has two doses
+    choice_reason: str | None = None
     note: str | None = None
 
 

@@ -12,7 +12,9 @@ from imnm.rules.treatment import TreatmentPlan
 def dose_lines(d: ComputedDose) -> list[str]:
     """A computed dose, several lines."""
     amount = f"{d.low:g}" if d.low == d.high else f"{d.low:g}-{d.high:g}"
-    lines = [f"{d.drug}: {amount} {d.unit} per {d.per}"
+    role = {"recommended": "RECOMMENDED for this child: ",
+            "alternative": "ALTERNATIVE: "}.get(d.choice or "", "")
+    lines = [f"{role}{d.drug}: {amount} {d.unit} per {d.per}"
              + (f", {d.route}" if d.route else "") + (f", {d.frequency}" if d.frequency else "")
              + (f", for {d.duration}" if d.duration else "") + f"  {_cite(d.source, d.status)}",
              f"    how: {d.calculation}" + (" -> CAPPED" if d.capped else ""),
@@ -22,6 +24,8 @@ def dose_lines(d: ComputedDose) -> list[str]:
              f"    rounding: {d.rounding}"]
     if d.bsa_m2 is not None:
         lines.append(f"    BSA {d.bsa_m2:.2f} m² ({d.bsa_formula})")
+    if d.choice_reason:
+        lines.append(f"    why {d.choice}: {d.choice_reason}")
     if d.note:
         lines.append(f"    note: {d.note}")
     return lines
