@@ -149,9 +149,11 @@ def _projected_cyclophosphamide(patient: Patient, knowledge: Knowledge, applicab
     limit = cumulative.limit_g_per_m2 if cumulative is not None else next(
         (c.limit for c in knowledge.cumulative if c.drug is Drug.cyclophosphamide
          and c.applies_to_sex == patient.sex.value), None)
+    if cumulative is None and limit is None:
+        return None  # never given and no limit for this child's sex: nothing to project
     unknown = cumulative is not None and cumulative.doses_without_amount > 0
     total_low, total_high = round(so_far + low, 3), round(so_far + high, 3)
-    text = (f"The cyclophosphamide course offered ({' then '.join(r.says for r in rules)}) "
+    text = (f"The cyclophosphamide course offered ({'; '.join(r.says for r in rules)}) "
             f"adds {low:g}-{high:g} g/m²: the cumulative dose would be {total_low:g}-"
             f"{total_high:g} g/m²" + (" or more (some past doses are not counted)"
                                       if unknown else ""))
