@@ -262,3 +262,14 @@ def test_two_methotrexate_doses_are_one_recommended_and_one_alternative() -> Non
     text = render_plan(plan)
     assert "RECOMMENDED for this child: methotrexate: 15 mg per week" in text
     assert "ALTERNATIVE: methotrexate" in text and "why alternative:" in text
+
+
+def test_a_child_who_is_not_imnm_is_told_where_their_care_is_described() -> None:
+    # Issue 11 item 10: for a genetically confirmed Duchenne or a classic JDM the plan said
+    # "Establish the class first".
+    jdm = load_patient((EXAMPLES / "jdm-classic.json").read_text(encoding="utf-8"))
+    enmc = assess(jdm).classification.enmc_2017
+    assert enmc.cls == "not_imnm"
+    plan = treatment.build_plan(jdm, KB, enmc.cls, enmc.caveats)
+    text = plan.findings[0].conclusion
+    assert "Establish the class first" not in text and "SHARE" in text

@@ -63,9 +63,11 @@ def outline(a: Assessment) -> list[tuple[str, list[str]]]:
     sections.append((f"Patient {a.patient_id} (as of {a.as_of})", child))
 
     sus = a.suspicion
+    workup_tests = any(f.rule_id == "workup.imnm_antibodies" for f in a.findings)
     verdict = ("YES: test for anti-HMGCR and anti-SRP" if sus.test_for_imnm_antibodies
                else "undetermined: " + "; ".join(sus.undetermined) if sus.undetermined
-               else "no new antibody testing flagged")
+               else "not flagged by the dystrophy-label rule"
+               + ("; the work-up below still recommends testing" if workup_tests else ""))
     lines = [f"Test for IMNM antibodies now? {verdict}"]
     if sus.review_dystrophy_label:
         lines.append("Review the dystrophy label: an IMNM antibody is positive.")

@@ -198,7 +198,16 @@ def build_plan(patient: Patient, knowledge: Knowledge, enmc_class: str,
     past_limit = cumulative is not None and cumulative.over_limit
     steps: list[PlanStep] = []
     applicable = [s for s in knowledge.steps if enmc_class in s.applies_to]
-    if not applicable:
+    if not applicable and enmc_class == "not_imnm":
+        findings.append(Finding(
+            rule_id="treatment.no_imnm_class", kind=Kind.note,
+            conclusion="No IMNM treatment plan: the ENMC 2017 IMNM definitions are not met "
+            "(see the assessment's reasons). Care follows the child's own diagnosis: for "
+            "juvenile dermatomyositis, the SHARE recommendations; for a genetically confirmed "
+            "dystrophy, its own standards of care. `imnm dose` still computes single doses.",
+            facts=facts(enmc_class=enmc_class), source="share_2017",
+            status=Status.confirmed))
+    elif not applicable:
         findings.append(Finding(
             rule_id="treatment.no_imnm_class", kind=Kind.gap,
             conclusion=f"No IMNM treatment plan: the ENMC 2017 class is {enmc_class}. "
