@@ -273,3 +273,13 @@ def test_a_child_who_is_not_imnm_is_told_where_their_care_is_described() -> None
     plan = treatment.build_plan(jdm, KB, enmc.cls, enmc.caveats)
     text = plan.findings[0].conclusion
     assert "Establish the class first" not in text and "SHARE" in text
+
+
+def test_plan_header_rounds_converted_units_and_says_what_to_enter() -> None:
+    # Issue 11 item 10: "28.122726940000003 kg" and "weight unknown kg".
+    child = a_child(age_years=9).with_(weight="62 lb", height="130 cm").build()
+    header = render_plan(treatment.build_plan(child, KB, "anti_hmgcr_imnm")).splitlines()[1]
+    assert "weight 28.1 kg" in header and "28.12272" not in header
+    bare = render_plan(treatment.build_plan(a_child().build(), KB, "anti_hmgcr_imnm"))
+    assert "weight not recorded (enter it to compute doses)" in bare
+    assert "unknown kg" not in bare

@@ -38,9 +38,13 @@ def _finding(f: Finding) -> str:
 def render_plan(plan: TreatmentPlan) -> str:
     """The plan as text."""
     out = [f"Treatment plan for {plan.patient_id} (ENMC 2017: {plan.enmc_class})",
-           f"weight {plan.weight_kg if plan.weight_kg is not None else 'unknown'} kg; height "
-           f"{plan.height_cm if plan.height_cm is not None else 'unknown'} cm; BSA "
-           f"{plan.bsa_m2 if plan.bsa_m2 is not None else 'unknown'} m² ({plan.bsa_formula})",
+           "; ".join((
+               f"weight {plan.weight_kg:.1f} kg" if plan.weight_kg is not None
+               else "weight not recorded (enter it to compute doses)",
+               f"height {plan.height_cm:.1f} cm" if plan.height_cm is not None
+               else "height not recorded (needed for per-m² doses)",
+               f"BSA {plan.bsa_m2:.2f} m² ({plan.bsa_formula})" if plan.bsa_m2 is not None
+               else "BSA not computed")),
            f"rounding: {plan.rounding_rule}", ""]
     if plan.missing:
         out += ["missing: " + "; ".join(plan.missing), ""]

@@ -239,11 +239,22 @@ def _eular_items(patient: Patient, knowledge: Knowledge, ck: CkSummary
     enzyme_flags = (ck.elevated, other_enzymes_elevated(patient))
     enzymes: bool | None = (True if any(enzyme_flags)
                             else False if all(f is False for f in enzyme_flags) else None)
+    # Onset is no later than today: a child whose onset age is not recorded but who is
+    # younger than an age band now cannot have had onset in it.
+    age_now = patient.age_at(patient.reference_date())
+
+    def age_item(item_id: str) -> bool | None:
+        item = knowledge.eular_items[item_id]
+        if onset_age is not None:
+            return item.age_band_contains(onset_age)
+        if age_now is not None and item.onset_age_min is not None \
+                and age_now < item.onset_age_min:
+            return False
+        return None
+
     items: dict[str, bool | None] = {
-        "age_18_to_40": None if onset_age is None
-        else knowledge.eular_items["age_18_to_40"].age_band_contains(onset_age),
-        "age_40_or_more": None if onset_age is None
-        else knowledge.eular_items["age_40_or_more"].age_band_contains(onset_age),
+        "age_18_to_40": age_item("age_18_to_40"),
+        "age_40_or_more": age_item("age_40_or_more"),
         "proximal_upper_weakness": symmetric_weak(w.proximal_upper_weak()),
         "proximal_lower_weakness": symmetric_weak(w.proximal_lower_weak()),
         "neck_flexor_predominance": w.neck_flexor_predominance(),

@@ -84,7 +84,8 @@ def evaluate(patient: Patient, knowledge: Knowledge) -> Differential:
         for subgroup in profile.points_to:
             if subgroup in evidence:
                 evidence[subgroup].supports.append(
-                    f"anti-{antibody.value} positive ({profile.kind} antibody, {profile.status})")
+                    f"anti-{antibody.value} positive (a myositis-{profile.kind} antibody; "
+                    f"this association is {profile.status.value} in imnm's sources)")
                 evidence[subgroup].sources.add(profile.source)
         if "imnm" in profile.points_to:
             evidence["dystrophy"].against.append(
