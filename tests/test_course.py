@@ -283,3 +283,16 @@ def test_plan_header_rounds_converted_units_and_says_what_to_enter() -> None:
     bare = render_plan(treatment.build_plan(a_child().build(), KB, "anti_hmgcr_imnm"))
     assert "weight not recorded (enter it to compute doses)" in bare
     assert "unknown kg" not in bare
+
+
+def test_tis_is_only_as_sure_as_its_percent_change_formula() -> None:
+    # Issue 11 item 11: the measures' bands are confirmed, the percent-change formula is not.
+    child = a_child(age_years=10).with_(visits=[
+        {"date": "2024-01-01", "physician_global": 6, "patient_global": 5, "mmt8": 50,
+         "chaq": 1.5, "ck": {"value": 4000}, "extramuscular_global": 3},
+        {"date": "2024-07-01", "physician_global": 2, "patient_global": 4, "mmt8": 62,
+         "chaq": 1.2, "ck": {"value": 1000}, "extramuscular_global": 2}]).build()
+    course = response.evaluate(child, KB, "anti_hmgcr_imnm")
+    tis = next(f for f in course.findings if f.rule_id == "response.total_improvement_score")
+    assert tis.status.value == "unconfirmed"
+    assert all(m.change_status.value == "unconfirmed" for m in KB.measures.values())

@@ -319,6 +319,8 @@ class Measure(Cited):
     change: Literal["range", "baseline"]
     bands: tuple[float, float, float, float]
     points: tuple[float, float, float, float, float]
+    # The percent-change formula (``change``) was not found in the sources seen: its own status.
+    change_status: Status = Status.unconfirmed
 
 
 class Scale(Cited):

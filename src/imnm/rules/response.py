@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -208,6 +209,15 @@ def _escalation(patient: Patient, knowledge: Knowledge, enmc_class: str, upto: d
             "wang_liang_2023", Status.confirmed)
 
 
+def _weakest(statuses: Iterable[Status]) -> Status:
+    """The least established of the statuses a result rests on (the TIS is only as sure as
+    the percent-change formula of each measure it adds up)."""
+    order = (Status.unconfirmed, Status.heuristic, Status.derived, Status.secondary,
+             Status.confirmed)
+    found = set(statuses)
+    return next((s for s in order if s in found), Status.confirmed)
+
+
 def evaluate(patient: Patient, knowledge: Knowledge, enmc_class: str,
              parameters: dict[str, float | bool] | None = None) -> CourseResult:
     """Read the course of ``patient`` visit by visit."""
@@ -235,7 +245,9 @@ def evaluate(patient: Patient, knowledge: Knowledge, enmc_class: str,
             facts=tuple(f for c in tis.measures for f in facts(**{
                 c.measure: f"{c.baseline:g} -> {c.follow_up:g} "
                 f"({c.percent_improvement:+g}%, {c.points:g} points)"})),
-            source="rider_2017_jdm_response", status=Status.confirmed))
+            source="rider_2017_jdm_response", status=_weakest(
+                s for c in tis.measures for s in (knowledge.measures[c.measure].status,
+                                                  knowledge.measures[c.measure].change_status))))
     trend = _trend_text(patient, knowledge, visits)
     findings.append(Finding(
         rule_id="response.trend", kind=Kind.note,
