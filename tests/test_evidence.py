@@ -191,3 +191,11 @@ def test_summary_and_compare_commands(tmp_path: Path) -> None:
     assert figure.read_text(encoding="utf-8").lstrip().startswith("<?xml")
     doc = json.loads(imnm("evidence", "compare", "--format", "json").stdout)
     assert [c["feature"] for c in doc["comparisons"]] == ["dysphagia", "lung", "heart", "skin"]
+
+
+def test_garbled_initial_diagnosis_cells_are_read_the_same_way() -> None:
+    # Issue 11 item 11: Allenbach's extracted cell "41M; ... 4LGMD" is "4IM;4LGMD", the same
+    # form as Liang's "4IM;3MD": inflammatory myopathy first for four, not "not available".
+    rows = {r.id: dict(r.initial_diagnoses) for r in TABLE.rows}
+    assert rows["allenbach"] == {"IM": 4, "LGMD": 4}
+    assert rows["liang"]["IM"] == 4 and rows["liang"]["MD"] == 3
