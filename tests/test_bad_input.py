@@ -22,7 +22,7 @@ CASES = {
     "wrong-type.json": ("age_years", "'ten'", "valid number"),
     "unknown-unit.json": ("ck.0.unit", "mg/dL", "U/L"),
     "ck-below-zero.json": ("ck.0.value", "-5", "between 0"),
-    "weight-zero.json": ("weight.value", "0 kg", "above 0"),
+    "weight-zero.json": ("weight.value", "0 kg", "from 0.5 to 300 kg"),
     "height-wrong-dimension.json": ("height.unit", "kg", "unit of length"),
     "onset-in-future.json": ("onset.date", "2025-06-01", "on or before as_of"),
     "age-over-25.json": ("age_years", "31", "at most 25 years"),

@@ -150,13 +150,19 @@ def test_knowledge_is_frozen() -> None:
         item.points_with_biopsy = 99  # type: ignore[misc]
 
 
-def test_patient_model_limits_match_the_cited_scales() -> None:
-    from imnm import patient
+def test_patient_model_limits_are_the_cited_scales() -> None:
+    from imnm.errors import InputError
+    from imnm.patient import Biopsy, load_patient
 
     scales = KB.scales
-    assert patient.MMT8_MAX == scales["mmt8"].max
-    assert patient.CMAS_MAX == scales["cmas"].max
-    assert patient.CHAQ_MAX == scales["chaq"].max
-    assert patient.VAS_MAX == scales["vas"].max
-    assert scales["mrc"].max == 5
-    assert patient.MRS_MAX == scales["mrs"].max
+    for field, scale in (("mmt8", "mmt8"), ("cmas", "cmas"), ("chaq", "chaq"),
+                         ("physician_global", "vas"), ("mrs", "mrs")):
+        top = scales[scale].max
+        ok = {"id": "p", "visits": [{"date": "2024-01-01", field: top}]}
+        load_patient(ok)
+        with pytest.raises(InputError) as caught:
+            load_patient({"id": "p", "visits": [{"date": "2024-01-01", field: top + 1}]})
+        assert f"{top:g}" in caught.value.problems[0].expected, field
+    # Every pathology feature names a field of the Biopsy model (checked here, not by the
+    # loader, which does not import the patient model).
+    assert {f.field for f in KB.pathology} <= set(Biopsy.model_fields)

@@ -156,3 +156,30 @@ def test_bad_numbers_are_refused_with_the_field(data: dict[str, object], field: 
         load_patient({"id": "probe"} | data)
     problem = caught.value.problems[0]
     assert problem.field == field and expected in problem.expected
+
+
+@pytest.mark.parametrize(("data", "field", "expected"), [
+    ({"weight": {"value": 0.3, "unit": "kg"}}, "weight.value", "from 0.5 to 300 kg"),
+    ({"weight": {"value": 300, "unit": "kg"}, "height": {"value": 30, "unit": "cm"}},
+     "weight", "a weight for height"),
+    ({"weight": {"value": 3, "unit": "kg"}, "height": {"value": 150, "unit": "cm"}},
+     "weight", "check the units of weight and height"),
+])
+def test_implausible_body_sizes_are_refused_with_the_range(data: dict[str, object],
+                                                           field: str, expected: str) -> None:
+    # Issue 11 item 9: 0.3 kg printed "0 mg per week"; 300 kg at 30 cm was dosed.
+    with pytest.raises(InputError) as caught:
+        load_patient({"id": "probe"} | data)
+    problem = caught.value.problems[0]
+    assert problem.field == field and expected in problem.expected
+
+
+def test_plausibility_limits_are_heuristic_knowledge_entries() -> None:
+    from imnm.knowledge import load_knowledge
+    from imnm.patient import limits
+
+    parameters = load_knowledge().parameters
+    for name in ("input_max_age_years", "input_min_weight_kg", "input_max_weight_kg",
+                 "input_min_bmi", "input_max_bmi", "input_max_ck_u_per_l"):
+        assert parameters[name].status.value == "heuristic" and parameters[name].why
+    assert limits.MAX_WEIGHT_KG == parameters["input_max_weight_kg"].value

@@ -60,3 +60,12 @@ class KnowledgeError(ImnmError, ValueError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+FIELD_SEP = "\x1f"  # separates field, value and expectation inside a validator's message
+
+
+def field_error(field: str, value: object, expected: str) -> ValueError:
+    """A validator error that names the (relative) field and the offending value precisely;
+    :func:`imnm.patient.load_patient` turns it into a :class:`Problem`."""
+    return ValueError(f"{FIELD_SEP}{field}{FIELD_SEP}{shorten(value)}{FIELD_SEP}{expected}")

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from imnm.codes import CodeSystem
-from imnm.patient import Antibody, Drug, Sex
+from imnm.vocabulary import Antibody, Drug, Sex
 
 
 class Frozen(BaseModel):

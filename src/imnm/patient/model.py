@@ -4,28 +4,20 @@ Everything here is *observation*; nothing is concluded. Three answers are kept a
 everywhere: a fact that is **true**, one that is **false** (looked for, absent, or tested
 negative) and one that is **unknown** (``None``: not examined, not tested or not reported).
 The rules in :mod:`imnm.rules` never read ``None`` as ``False``.
-
-Load a patient file with :func:`load_patient` (JSON text or a mapping); it raises
-:class:`imnm.errors.InputError` with one :class:`~imnm.errors.Problem` per problem.
-``imnm schema`` prints the JSON Schema of the file, field descriptions included.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import typing
-from collections.abc import Mapping
-from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -33,23 +25,43 @@ from pydantic import (
 
 from imnm import quantities
 from imnm.codes import EXPECTED, CodeSystem, is_valid
-from imnm.errors import InputError, Problem, shorten
+from imnm.errors import field_error
+from imnm.knowledge import load_knowledge
+from imnm.patient.limits import (
+    DAYS_PER_MONTH,
+    DAYS_PER_YEAR,
+    MAX_AGE_YEARS,
+    MAX_BMI,
+    MAX_CK_U_PER_L,
+    MAX_HEIGHT_CM,
+    MAX_WEIGHT_KG,
+    MIN_BMI,
+    MIN_HEIGHT_CM,
+    MIN_WEIGHT_KG,
+)
+from imnm.patient.spellings import (
+    _antibody_map,
+    _ck_list,
+    _diagnosis_list,
+    _pattern,
+    _quantity_input,
+    _sex,
+)
+from imnm.vocabulary import (
+    Antibody,
+    AntibodyStatus,
+    AssayMethod,
+    BiopsyConclusion,
+    DiagnosisStatus,
+    Drug,
+    GeneticResult,
+    Interpretation,
+    OnsetPattern,
+    Sex,
+    parse_drug,
+)
 
-_SEP = "\x1f"
-
-
-def _bad(field: str, value: object, expected: str) -> ValueError:
-    """An error that names the (relative) field and the offending value precisely."""
-    return ValueError(f"{_SEP}{field}{_SEP}{shorten(value)}{_SEP}{expected}")
-
-# Input plausibility limits. These are not clinical thresholds: they reject values that cannot
-# belong to a child or young adult, so that typing errors are caught at the edge.
-MAX_AGE_YEARS = 25.0  # imnm is for childhood-onset disease; the issue fixes 25 as the limit
-MAX_WEIGHT_KG = 300.0
-MIN_HEIGHT_CM, MAX_HEIGHT_CM = 30.0, 250.0
-MAX_CK_U_PER_L = 1_000_000.0  # above any reported rhabdomyolysis value; catches unit slips
-DAYS_PER_MONTH = 365.25 / 12  # calendar arithmetic, not a clinical number
-DAYS_PER_YEAR = 365.25
+_bad = field_error
 
 
 def _numeric(annotation: object) -> bool:
@@ -77,179 +89,6 @@ class Model(BaseModel):
         return value
 
 
-# --------------------------------------------------------------------------- enumerations
-
-
-class Sex(StrEnum):
-    """Sex recorded for the child."""
-
-    female = "female"
-    male = "male"
-    other = "other"
-    unknown = "unknown"
-
-
-class OnsetPattern(StrEnum):
-    """Speed of onset, as the 2023 review's Table 1 footnote defines it; the month bands
-    live in the knowledge file ``onset_patterns.toml``."""
-
-    acute = "acute"
-    subacute = "subacute"
-    chronic = "chronic"
-    insidious = "insidious"
-
-
-class Antibody(StrEnum):
-    """Myositis-specific and -associated autoantibodies imnm records."""
-
-    HMGCR = "HMGCR"
-    SRP = "SRP"
-    MI2 = "Mi-2"
-    TIF1G = "TIF1-gamma"
-    NXP2 = "NXP2"
-    MDA5 = "MDA5"
-    SAE = "SAE"
-    JO1 = "Jo-1"
-    PL7 = "PL-7"
-    PL12 = "PL-12"
-    EJ = "EJ"
-    OJ = "OJ"
-    KU = "Ku"
-    PMSCL = "PM-Scl"
-    RO52 = "Ro52"
-    CN1A = "cN1A"
-
-
-def _squash(text: str) -> str:
-    text = text.lower().replace("α", "alpha").replace("γ", "gamma").replace("β", "beta")
-    text = re.sub(r"^anti[\s_-]*", "", text)
-    return re.sub(r"[^a-z0-9]", "", text)
-
-
-_ANTIBODY_ALIASES: dict[str, Antibody] = {_squash(a.value): a for a in Antibody}
-_ANTIBODY_ALIASES.update(
-    {
-        "hmgcoareductase": Antibody.HMGCR,
-        "mi2alpha": Antibody.MI2,
-        "mi2beta": Antibody.MI2,
-        "tif1": Antibody.TIF1G,
-        "tif1g": Antibody.TIF1G,
-        "p155140": Antibody.TIF1G,
-        "mj": Antibody.NXP2,
-        "nxp2mj": Antibody.NXP2,
-        "cadm140": Antibody.MDA5,
-        "sae1": Antibody.SAE,
-        "sae2": Antibody.SAE,
-        "pmscl": Antibody.PMSCL,
-        "pmscl75": Antibody.PMSCL,
-        "pmscl100": Antibody.PMSCL,
-        "trim21": Antibody.RO52,
-        "nt5c1a": Antibody.CN1A,
-    }
-)
-
-
-def parse_antibody(name: str) -> Antibody:
-    """Map a spelling such as ``anti-HMGCR`` or ``Mi-2α`` to an :class:`Antibody`."""
-    found = _ANTIBODY_ALIASES.get(_squash(name))
-    if found is None:
-        raise _bad(name, name,
-                   f"an antibody name, one of {', '.join(a.value for a in Antibody)}")
-    return found
-
-
-class AntibodyStatus(StrEnum):
-    """Result of one antibody test. ``not_tested`` is said, never assumed from silence."""
-
-    positive = "positive"
-    negative = "negative"
-    not_tested = "not_tested"
-
-
-class AssayMethod(StrEnum):
-    """How the antibody was measured; line blots give false-positive anti-SRP results."""
-
-    line_blot = "line_blot"
-    elisa = "elisa"
-    immunoprecipitation = "immunoprecipitation"
-    cell_based = "cell_based"
-    immunofluorescence = "immunofluorescence"
-    other = "other"
-
-
-class Drug(StrEnum):
-    """Treatments imnm recognises; ``other`` needs a ``name``."""
-
-    corticosteroid = "corticosteroid"  # unspecified, as many case reports record it
-    prednisolone = "prednisolone"
-    prednisone = "prednisone"
-    methylprednisolone = "methylprednisolone"
-    methotrexate = "methotrexate"
-    ivig = "ivig"
-    scig = "scig"
-    rituximab = "rituximab"
-    cyclophosphamide = "cyclophosphamide"
-    azathioprine = "azathioprine"
-    mycophenolate_mofetil = "mycophenolate_mofetil"
-    tacrolimus = "tacrolimus"
-    cyclosporine = "cyclosporine"
-    hydroxychloroquine = "hydroxychloroquine"
-    infliximab = "infliximab"
-    etanercept = "etanercept"
-    abatacept = "abatacept"
-    leflunomide = "leflunomide"
-    plasma_exchange = "plasma_exchange"
-    other = "other"
-
-
-_DRUG_ALIASES: dict[str, Drug] = {_squash(d.value): d for d in Drug}
-_DRUG_ALIASES.update(
-    {
-        "cs": Drug.corticosteroid,
-        "steroid": Drug.corticosteroid,
-        "steroids": Drug.corticosteroid,
-        "glucocorticoid": Drug.corticosteroid,
-        "ivmp": Drug.methylprednisolone,
-        "mtx": Drug.methotrexate,
-        "immunoglobulin": Drug.ivig,
-        "rtx": Drug.rituximab,
-        "cyp": Drug.cyclophosphamide,
-        "aza": Drug.azathioprine,
-        "mmf": Drug.mycophenolate_mofetil,
-        "mycophenolate": Drug.mycophenolate_mofetil,
-        "csa": Drug.cyclosporine,
-        "ciclosporin": Drug.cyclosporine,
-        "hcq": Drug.hydroxychloroquine,
-        "ifx": Drug.infliximab,
-        "etn": Drug.etanercept,
-        "lef": Drug.leflunomide,
-        "pe": Drug.plasma_exchange,
-        "plex": Drug.plasma_exchange,
-    }
-)
-
-
-def parse_drug(name: str) -> Drug:
-    """Map a spelling such as ``MTX`` or ``IVIg`` to a :class:`Drug`."""
-    found = _DRUG_ALIASES.get(_squash(name))
-    if found is None:
-        raise ValueError(f"a drug, one of {', '.join(d.value for d in Drug)}")
-    return found
-
-
-# --------------------------------------------------------------------------- quantities
-
-
-def _quantity_input(value: object) -> object:
-    """Accept ``{"value": 45, "unit": "kg"}`` or the string ``"45 kg"``."""
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*([-+]?\d+(?:\.\d+)?)\s*(\S.*?)\s*", value)
-        if not match:
-            raise ValueError("a quantity such as '45 kg' or {'value': 45, 'unit': 'kg'}")
-        return {"value": float(match.group(1)), "unit": match.group(2)}
-    return value
-
-
 class Quantity(Model):
     """A number with its unit, as entered."""
 
@@ -263,9 +102,10 @@ class Weight(Quantity):
     @model_validator(mode="after")
     def _check(self) -> Self:
         kg = _convert(self.value, self.unit, "mass")
-        if not 0 < kg <= MAX_WEIGHT_KG:
+        if not MIN_WEIGHT_KG <= kg <= MAX_WEIGHT_KG:
             raise _bad("value", f"{self.value:g} {self.unit}",
-                       f"a body weight above 0 and at most {MAX_WEIGHT_KG:g} kg")
+                       f"a body weight from {MIN_WEIGHT_KG:g} to {MAX_WEIGHT_KG:g} kg "
+                       "(input_min_weight_kg, input_max_weight_kg)")
         return self
 
     @property
@@ -313,19 +153,15 @@ def _convert(value: float, unit: str, kind: str) -> float:
 
 
 WeightIn = Annotated[Weight, BeforeValidator(_quantity_input)]
+
+
 HeightIn = Annotated[Height, BeforeValidator(_quantity_input)]
+
+
 DoseIn = Annotated[Dose, BeforeValidator(_quantity_input)]
+
+
 MRC = Annotated[float, Field(ge=0, le=5, description="MRC grade 0-5 (5 = normal strength).")]
-
-
-# --------------------------------------------------------------------------- laboratory
-
-
-class Interpretation(StrEnum):
-    """A laboratory's own flag, for results reported without a number (case reports)."""
-
-    elevated = "elevated"
-    normal = "normal"
 
 
 class EnzymeResult(Model):
@@ -390,74 +226,6 @@ class AntibodyResult(Model):
         None, description="Semi-quantitative strength as reported (e.g. line-blot band)."
     )
     date: dt.date | None = Field(None, description="Sample date.")
-
-
-_STATUS_ALIASES = {
-    "pos": "positive", "+": "positive", "detected": "positive", "present": "positive",
-    "neg": "negative", "-": "negative", "not detected": "negative", "absent": "negative",
-    "not done": "not_tested", "untested": "not_tested", "not tested": "not_tested",
-}
-
-
-def _status(value: object) -> object:
-    """Accept common spellings of a result: 'pos', '+', true, 'not done', ..."""
-    if isinstance(value, bool):
-        return "positive" if value else "negative"
-    if isinstance(value, str):
-        text = value.strip().lower()
-        return _STATUS_ALIASES.get(text, text)
-    return value
-
-
-def _antibody_map(value: object) -> object:
-    if not isinstance(value, Mapping):
-        return value
-    out: dict[str, object] = {}
-    for key, result in value.items():
-        if not isinstance(key, str):
-            raise ValueError("antibody names as keys")
-        name = parse_antibody(key).value
-        if isinstance(result, Mapping):
-            out[name] = {**result, "status": _status(result.get("status"))} \
-                if "status" in result else result
-        else:
-            out[name] = {"status": _status(result)}
-    return out
-
-
-def _as_list(value: object) -> object:
-    return value if isinstance(value, list) or value is None else [value]
-
-
-def _ck_list(value: object) -> object:
-    """Accept a single result, and plain numbers (taken as U/L)."""
-    items = _as_list(value)
-    if isinstance(items, list):
-        return [{"value": v} if isinstance(v, int | float) and not isinstance(v, bool) else v
-                for v in items]
-    return items
-
-
-def _diagnosis_list(value: object) -> object:
-    """Accept plain labels: ["limb-girdle muscular dystrophy"]."""
-    items = _as_list(value)
-    if isinstance(items, list):
-        return [{"label": v} if isinstance(v, str) else v for v in items]
-    return items
-
-
-_SEX_ALIASES = {"f": "female", "girl": "female", "woman": "female", "m": "male",
-                "boy": "male", "man": "male"}
-
-
-def _sex(value: object) -> object:
-    if isinstance(value, str):
-        text = value.strip().lower()
-        return _SEX_ALIASES.get(text, text)
-    return value
-
-
-# --------------------------------------------------------------------------- clinical findings
 
 
 class Weakness(Model):
@@ -534,18 +302,6 @@ class Weakness(Model):
         return self.legs_proximal_weaker_than_distal
 
 
-class BiopsyConclusion(StrEnum):
-    """The pathologist's overall reading, when the features are not itemised."""
-
-    necrotizing_myopathy = "necrotizing_myopathy"
-    dermatomyositis = "dermatomyositis"
-    antisynthetase = "antisynthetase"
-    inclusion_body_myositis = "inclusion_body_myositis"
-    dystrophic = "dystrophic"
-    nonspecific = "nonspecific"
-    normal = "normal"
-
-
 class Biopsy(Model):
     """Muscle biopsy findings (the 2023 review, section 5.2). ``None`` = not reported."""
 
@@ -598,15 +354,6 @@ class FamilyHistory(Model):
 
     neuromuscular_disease: bool | None = None
     details: str | None = None
-
-
-class GeneticResult(StrEnum):
-    """Outcome of genetic testing for an inherited myopathy."""
-
-    diagnostic = "diagnostic"  # pathogenic variant(s) that explain the disease
-    negative = "negative"
-    uncertain = "uncertain"  # variants of uncertain significance only
-    pending = "pending"
 
 
 class GeneticTesting(Model):
@@ -677,14 +424,6 @@ class PrecedingInfection(Model):
     weeks_before_onset: float | None = Field(None, ge=0, le=520)
 
 
-class DiagnosisStatus(StrEnum):
-    """Whether a diagnosis label is current."""
-
-    active = "active"
-    resolved = "resolved"
-    refuted = "refuted"
-
-
 class Diagnosis(Model):
     """A diagnosis label the child carries, with its code where known."""
 
@@ -732,19 +471,6 @@ class Treatment(Model):
         return self
 
 
-def _pattern(value: object) -> object:
-    """Accept the band names the literature uses (Table 1 writes "Slow" for chronic)."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip().lower()
-    from imnm.knowledge import load_knowledge  # deferred: knowledge imports this module
-
-    for band in load_knowledge().onset_bands:
-        if text in band.aliases:
-            return band.id
-    return text
-
-
 class Onset(Model):
     """First symptoms. The pattern is derived from ``date`` and ``presentation_date`` when
     both are given, and must then agree with ``pattern`` if that is given too."""
@@ -781,8 +507,6 @@ class Onset(Model):
         months = self.months_to_presentation()
         if months is None:
             return None
-        from imnm.knowledge import load_knowledge  # deferred: knowledge imports this module
-
         for band in load_knowledge().onset_bands:
             if band.contains(months):
                 return OnsetPattern(band.id)
@@ -793,8 +517,10 @@ class Onset(Model):
         return self.derived_pattern() or self.pattern
 
 
-# Instrument ranges (scale definitions, not clinical thresholds; cited in response.toml).
-MMT8_MAX, CMAS_MAX, CHAQ_MAX, VAS_MAX, MRS_MAX = 80, 52, 3, 10, 6
+# Instrument ranges: the scale definitions cited in response.toml (not clinical thresholds).
+_SCALES = load_knowledge().scales
+MMT8_MAX, CMAS_MAX, CHAQ_MAX, VAS_MAX, MRS_MAX = (
+    _SCALES[name].max for name in ("mmt8", "cmas", "chaq", "vas", "mrs"))
 
 
 class Visit(Model):
@@ -866,6 +592,18 @@ class Patient(Model):
         if not _RECORD_ID.match(value):
             raise ValueError("a record id of 1-64 letters, digits, '.', '_' or '-' (no names)")
         return value
+
+    @model_validator(mode="after")
+    def _check_body_size(self) -> Self:
+        if self.weight is not None and self.height is not None:
+            bmi = self.weight.kg / (self.height.cm / 100) ** 2
+            if not MIN_BMI <= bmi <= MAX_BMI:
+                raise _bad("weight", f"{self.weight.value:g} {self.weight.unit} at "
+                           f"{self.height.value:g} {self.height.unit}",
+                           f"a weight for height (BMI {bmi:.0f} kg/m²) from {MIN_BMI:g} to "
+                           f"{MAX_BMI:g} kg/m² (input_min_bmi, input_max_bmi): check the "
+                           "units of weight and height")
+        return self
 
     @model_validator(mode="after")
     def _check_dates(self) -> Self:
@@ -940,48 +678,3 @@ class Patient(Model):
     def active_diagnoses(self) -> list[Diagnosis]:
         """Diagnosis labels currently held."""
         return [d for d in self.diagnoses if d.status is DiagnosisStatus.active]
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _problem_from_pydantic(error: Mapping[str, Any]) -> Problem:
-    loc = [str(part) for part in error.get("loc", ()) if not str(part).startswith("function-")]
-    message = str(error.get("msg", "a valid value")).removeprefix("Value error, ")
-    message = message.removeprefix("Input should be ")
-    if message.startswith(_SEP):
-        _, relative, shown, expected = message.split(_SEP, 3)
-        field = ".".join([*loc, relative] if relative else loc) or "(file)"
-        return Problem(field=field, value=shown, expected=expected)
-    field = ".".join(loc) or "(file)"
-    value: object = error.get("input")
-    if error.get("type") == "missing":
-        value, message = "(missing)", "a value: this field is required"
-    elif error.get("type") == "extra_forbidden":
-        message = "no such field (unknown fields are refused; see `imnm schema`)"
-    return Problem(field=field, value=shorten(value), expected=message)
-
-
-def load_patient(data: str | bytes | Mapping[str, Any]) -> Patient:
-    """Validate a patient file (JSON text or a mapping) and return a :class:`Patient`.
-
-    Raises :class:`InputError` listing every problem, each with field, value and expectation.
-    """
-    if isinstance(data, str | bytes):
-        try:
-            parsed = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                [Problem(f"(line {exc.lineno}, column {exc.colno})", "(malformed JSON)",
-                         f"valid JSON: {exc.msg}")]
-            ) from None
-    else:
-        parsed = data
-    if not isinstance(parsed, Mapping):
-        raise InputError([Problem("(file)", shorten(type(parsed).__name__), "a JSON object")])
-    record_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None
-    try:
-        return Patient.model_validate(parsed)
-    except ValidationError as exc:
-        problems = [_problem_from_pydantic(e) for e in exc.errors(include_url=False)]
-        raise InputError(problems, record_id=record_id) from None
