@@ -302,3 +302,12 @@ def test_operation_outcome_prefetch_is_missing_data_not_an_empty_record(
     # With the conditions there, the same child gets no card at all.
     assert dev.post(f"/cds-services/{SERVICE_ID}",
                     json=hook_call("duchenne-genetically-confirmed")).json() == {"cards": []}
+
+
+def test_the_card_carries_the_class_caveat(dev: TestClient) -> None:
+    # Issue 11 item 2: a line-blot anti-SRP is a class to confirm before treating; the card
+    # says so, as the plan, the page and the PDF do.
+    cards = dev.post(f"/cds-services/{SERVICE_ID}",
+                     json=hook_call("anti-srp-line-blot")).json()["cards"]
+    enmc = next(c for c in cards if c["summary"].startswith("ENMC 2017"))
+    assert "Caveat:" in enmc["detail"] and "line blot" in enmc["detail"]
