@@ -124,3 +124,17 @@ def test_researcher_sees_pseudonyms_and_cannot_write(site: str) -> None:
     forged = {"imnm_session": "doctor|clinician|9999999999|forged"}
     with httpx.Client(base_url=site, follow_redirects=False, cookies=forged) as forger:
         assert forger.get("/patients").status_code == 303
+
+
+def test_the_page_shows_the_class_caveat_before_the_doses(site: str) -> None:
+    # Issue 11 item 2: the caveat of a provisional class travels to the clinic's page.
+    import httpx
+
+    example = (Path(__file__).parent.parent / "examples" / "anti-srp-line-blot.json")
+    with httpx.Client(base_url=site, follow_redirects=False) as client:
+        client.post("/login", data={"username": "doctor", "password": "correct horse battery"})
+        uploaded = client.post("/patients/upload", files={"file": ("p.json", example.read_bytes())})
+        assert uploaded.status_code == 303, uploaded.text
+        text = client.get(uploaded.headers["location"]).text
+    assert "confirm before treating" in text
+    assert text.index("confirm before treating") < text.index("[first]")

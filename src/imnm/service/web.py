@@ -249,6 +249,7 @@ def mount_web(app: FastAPI, registry: Registry, secret: str | None = None) -> No
         form = await request.form()
         file = form.get("file")
         raw = await file.read() if isinstance(file, StarletteUpload) else b""
+        await form.close()  # the upload's temporary file, closed at once
         try:
             data = json.loads(raw)
             if is_bundle(data):
