@@ -26,6 +26,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="rewrite tests/snapshots/ (generated screen SQL; review the diff!)")
 
 
+@pytest.fixture(scope="session")
+def _spark_session() -> Iterator[Any]:
+    from imnm.screen.engines import SparkEngine
+
+    engine = SparkEngine(master="local[2]")
+    yield engine
+    engine.spark.stop()
+
+
+@pytest.fixture
+def spark(_spark_session: Any) -> Iterator[Any]:
+    """One Spark local[2] session for every test that needs Spark (starting one is the
+    slowest part of a Spark test); each test starts with no temporary view left by another."""
+    catalog = _spark_session.spark.catalog
+    for table in catalog.listTables():
+        if table.isTemporary:
+            catalog.dropTempView(table.name)
+    yield _spark_session
+
+
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))

@@ -87,6 +87,9 @@ DIALECTS = (
     Dialect("yyyymmdd", date=lambda d: d.strftime("%Y%m%d")),
     Dialect("r_na", null="NA"),
     Dialect("unpadded", date=lambda d: f"{d.year}-{d.month}-{d.day}"),
+    # All of the above at once (tab, NA, unpadded dates): one Spark run covers them.
+    Dialect("messy", delimiter="\t", null="NA", date=lambda d: f"{d.year}-{d.month}-{d.day}",
+            suffix=".tsv"),
 )
 
 

@@ -10,7 +10,6 @@ import gzip
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,13 +35,6 @@ def population(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     synth.write_omop(synth.population(N, SEED), paths["parquet"])
     synth.write_fhir(synth.population(N, SEED), paths["fhir"], gzip_files=True)
     return paths
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkEngine]:
-    engine = SparkEngine(master="local[2]")
-    yield engine
-    engine.spark.stop()
 
 
 def truth(path: Path) -> set[tuple[str, str]]:
@@ -136,7 +128,8 @@ def test_duckdb_and_spark_worklists_are_identical(population: dict[str, Path],
 
 def test_tables_in_a_spark_session(population: dict[str, Path], spark: SparkEngine) -> None:
     # A data team's session already holds the OMOP tables (here: temporary views).
-    for table in ("person", "concept", "condition_occurrence", "measurement", "drug_exposure"):
+    for table in ("person", "concept", "concept_ancestor", "concept_relationship",
+                  "condition_occurrence", "measurement", "drug_exposure"):
         frame = spark.spark.read.parquet(str(population["parquet"] / f"{table}.parquet"))
         frame.createOrReplaceTempView(table)
     in_session = run_screen("omop", "spark:", engine=spark, as_of=synth.AS_OF)
