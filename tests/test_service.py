@@ -206,6 +206,8 @@ def _none_token() -> str:
     pytest.param(lambda: token(SERVICE_URL, iss="https://evil.example.org"), id="issuer"),
     pytest.param(lambda: token(SERVICE_URL, kid="unknown"), id="unknown-kid"),
     pytest.param(lambda: "not-a-token", id="malformed"),
+    pytest.param(lambda: token(SERVICE_URL, jti=""), id="empty-jti"),  # issue 12
+    pytest.param(lambda: token(SERVICE_URL, jti="   "), id="blank-jti"),
 ])
 def test_refused_tokens_get_a_bare_401(secured: TestClient, make: Any) -> None:
     response = secured.post(f"/cds-services/{SERVICE_ID}", json=hook_call(),
@@ -311,3 +313,23 @@ def test_the_card_carries_the_class_caveat(dev: TestClient) -> None:
                      json=hook_call("anti-srp-line-blot")).json()["cards"]
     enmc = next(c for c in cards if c["summary"].startswith("ENMC 2017"))
     assert "Caveat:" in enmc["detail"] and "line blot" in enmc["detail"]
+
+
+
+@pytest.mark.parametrize("patient_id", ["../../../secret?steal=", "a/b", "x" * 65, ""])
+def test_ids_that_are_not_fhir_ids_never_reach_the_fhir_server(patient_id: str) -> None:
+    # Issue 12: a patientId was pasted into FHIR URLs, so '../../../secret?steal=' made the
+    # service call /secret on the FHIR server with its access token.
+    asked: list[str] = []
+
+    def fetch(base: str, query: str, token: str | None) -> Any:
+        asked.append(query)
+        return {}
+
+    client = TestClient(create_app(development=True, fetch_fhir=fetch))
+    call = hook_call()
+    del call["prefetch"]
+    call["context"]["patientId"] = patient_id
+    response = client.post(f"/cds-services/{SERVICE_ID}", json=call)
+    assert response.status_code == 422 and asked == []
+    assert "FHIR ids" in response.text

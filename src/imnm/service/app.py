@@ -185,7 +185,9 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
         try:
             context = PatientViewContext.model_validate(call.context)
         except ValidationError:
-            raise InputError([Problem("context", "", "userId and patientId")]) from None
+            raise InputError([Problem("context", "", "userId, and patientId (and encounterId) "
+                                      "as FHIR ids: letters, digits, '-' and '.', at most 64")
+                              ]) from None
         prefetch = dict(call.prefetch or {})
         # A prefetch the EHR failed to fill can arrive as an OperationOutcome (CDS Hooks 2.0):
         # that is missing data, never "no conditions".

@@ -31,12 +31,17 @@ class FhirAuthorization(_Lenient):
     patient: str | None = None
 
 
+# FHIR's id datatype: what may go into a FHIR URL built from a hook's context, and nothing else.
+FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
+
+
 class PatientViewContext(_Lenient):
-    """Context of the patient-view hook."""
+    """Context of the patient-view hook. The ids must be FHIR ids before any of them is put
+    into a request to the FHIR server (no '../', '?' or '/')."""
 
     userId: str
-    patientId: str
-    encounterId: str | None = None
+    patientId: str = Field(pattern=FHIR_ID)
+    encounterId: str | None = Field(None, pattern=FHIR_ID)
 
 
 class HookRequest(_Lenient):

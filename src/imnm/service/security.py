@@ -133,6 +133,8 @@ class TokenVerifier:
             raise Unauthorized("invalid token") from None
         if claims["iat"] < time.time() - MAX_TOKEN_AGE_SECONDS:
             raise Unauthorized("token too old")
+        if not isinstance(claims["jti"], str) or not claims["jti"].strip():
+            raise Unauthorized("empty jti")
         if not self.replay.check_and_add(f"{issuer}|{claims['jti']}", float(claims["exp"])):
             raise Unauthorized("replayed jti")
         return claims
