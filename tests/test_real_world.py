@@ -268,6 +268,17 @@ def test_smart_bundles_screen_finds_planted_children(
     assert counts[("Observation", "antibody_by_reference_range")] == 0  # the H flag read
 
 
+def test_a_json_file_that_is_not_a_bundle_is_said_not_dropped(
+        bundles: tuple[Path, dict[str, set[str]]], tmp_path: Path) -> None:
+    folder, _expected = bundles
+    mixed = tmp_path / "mixed"
+    shutil.copytree(folder, mixed)
+    (mixed / "manifest.json").write_text('{"exported": "2024-06-30"}', encoding="utf-8")
+    result = run_screen("fhir", str(mixed), as_of=AS_OF)
+    assert any("not FHIR Bundles" in n and "manifest.json" in n for n in result.notes)
+    assert len(result.rows) == len(CASES)
+
+
 def test_smart_bundles_on_spark_give_the_same_rows(
         bundles: tuple[Path, dict[str, set[str]]], spark: SparkEngine) -> None:
     folder, _expected = bundles

@@ -308,15 +308,17 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
     report.unrecognised_codes.append(f"{label}: Observation {codes} is not used by imnm")
 
 
+_SYSTEMS = {uri: system.value for system, uri in URIS.items()}  # FHIR system URI -> imnm
+
+
 def _answer(resource: Mapping[str, Any], knowledge: Knowledge | None = None
             ) -> tuple[str | None, str | None]:
     """('positive' | 'negative' | None, how it was read) for a qualitative result, in the
     screen's order: a coded answer (SNOMED CT or LOINC answer codes, or the whole text), an
     HL7 interpretation code, the number against the result's own reference range."""
     kb = knowledge or load_knowledge()
-    systems = {uri: system.value for system, uri in URIS.items()}
     concept = resource.get("valueCodeableConcept") or {}
-    coded = {kb.answer_of(systems.get(str(c.get("system")), ""), str(c.get("code")))
+    coded = {kb.answer_of(_SYSTEMS.get(str(c.get("system")), ""), str(c.get("code")))
              for c in _coding(concept)} - {None}
     if len(coded) == 1:
         return coded.pop(), "coded"
@@ -372,10 +374,11 @@ def drug_of(concept: Mapping[str, Any], knowledge: Knowledge) -> tuple[str | Non
     own = _first(concept, DRUG)
     if own:
         return own, "code"
-    rx = {code: drug for code, drug, _how in knowledge.drug_codes()}
     for coding in _coding(concept):
-        if coding.get("system") == RXNORM and str(coding.get("code")) in rx:
-            return rx[str(coding["code"])], "code"
+        drug = knowledge.drug_of_rxcui(str(coding.get("code"))) \
+            if coding.get("system") == RXNORM else None
+        if drug is not None:
+            return drug, "code"
     text = concept.get("text") or next((c.get("display") for c in _coding(concept)
                                         if c.get("display")), "")
     words = f" {re.sub(r'[^a-z0-9]+', ' ', str(text).lower())} "

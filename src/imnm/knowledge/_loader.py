@@ -107,11 +107,17 @@ class Knowledge:
     results_version: str = ""
     directory: str = ""
     _code_index: dict[tuple[str, str], CodeEntry] = field(default_factory=dict, repr=False)
+    _drug_index: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for entry in self.codes:
             if entry.match == "exact":
                 self._code_index[(entry.system.value, entry.code)] = entry
+        self._drug_index.update((code, drug) for code, drug, _how in self.drug_codes())
+
+    def drug_of_rxcui(self, rxcui: str) -> str | None:
+        """The imnm drug concept of an RxNorm ingredient or of a product mapped to one."""
+        return self._drug_index.get(rxcui)
 
     def recommendation(self, rule_id: str) -> Recommendation:
         """The recommendation text and source for ``rule_id``."""

@@ -32,9 +32,10 @@ def _load(path: str) -> Any:
 
 
 @contextmanager
-def bundles_as_ndjson(directory: Path) -> Iterator[Path]:
+def bundles_as_ndjson(directory: Path, skipped: list[str] | None = None) -> Iterator[Path]:
     """``directory`` itself when it holds bulk NDJSON; else a temporary NDJSON folder made
-    from its Bundles (an unreadable file raises InputUnusable naming it)."""
+    from its Bundles (an unreadable file raises InputUnusable naming it). The names of JSON
+    files that are not Bundles are added to ``skipped``, to be said with the result."""
     if _fhir_files(directory, "Patient") or not _bundle_files(directory):
         yield directory
         return
@@ -48,6 +49,8 @@ def bundles_as_ndjson(directory: Path) -> Iterator[Path]:
                     raise InputUnusable(f"--fhir: {Path(path).name}: not readable JSON "
                                         f"({type(exc).__name__})") from None
                 if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+                    if skipped is not None:
+                        skipped.append(Path(path).name)
                     continue
                 for resource in resources_of(bundle):
                     kind = str(resource.get("resourceType") or "")

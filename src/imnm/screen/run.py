@@ -280,12 +280,17 @@ def run_screen(
                     raise InputUnusable(f"--fhir: got {location!r}; expected a folder of bulk "
                                         "NDJSON files (Patient.ndjson, Condition.ndjson, ...) "
                                         "or of FHIR Bundles (*.json, *.json.gz)")
-                directory = stack.enter_context(bundles_as_ndjson(directory))
+                not_bundles: list[str] = []
+                directory = stack.enter_context(bundles_as_ndjson(directory, not_bundles))
                 present = eng.register_fhir(directory, FHIR_RESOURCES)
                 if "Patient" not in present:
                     raise InputUnusable(f"--fhir: no Patient NDJSON in {location!r}; the screen "
                                         "cannot run without it")
                 missing, notes = [], []
+                if not_bundles:
+                    notes.append(f"{len(not_bundles)} JSON file(s) are not FHIR Bundles and "
+                                 f"were not read: {', '.join(not_bundles[:5])}"
+                                 + (" ..." if len(not_bundles) > 5 else ""))
                 for need in FHIR_RESOURCES:
                     if need.resource in present:
                         continue
