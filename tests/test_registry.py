@@ -162,3 +162,80 @@ def test_migrations_are_idempotent(url: str) -> None:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
     assert version == "0001"
+
+
+CONCURRENT_VISITS = """
+import sys, datetime as dt
+from imnm.registry import Registry
+from imnm.patient import Visit
+registry = Registry(sys.argv[1])
+account = registry.login("dr-who", "correct horse battery")
+worker = int(sys.argv[2])
+print("ready", flush=True)
+sys.stdin.readline()
+for i in range(10):
+    day = dt.date(2024, 1, 1) + dt.timedelta(days=worker * 10 + i)
+    registry.add_visit("example-seronegative", Visit(date=day, mmt8=40 + i), account)
+"""
+
+
+def _together(script: str, url: str, args: list[list[str]]) -> None:
+    """Start one process per argument list, let them all go at once, and check each ended
+    without an error."""
+    procs = [subprocess.Popen([sys.executable, "-c", script, url, *a], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for a in args]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+
+
+def test_concurrent_writers_never_lose_a_visit(registry: Registry, url: str) -> None:
+    """Issue 12: four processes adding ten visits each to one child kept 10-15 of 40."""
+    doctor = clinician(registry)
+    patient = example("seronegative-imnm-cardiac")
+    registry.save_patient(patient.model_copy(update={"visits": []}), doctor)
+    _together(CONCURRENT_VISITS, url, [[str(w)] for w in range(4)])
+    stored = registry.patient("example-seronegative", doctor)
+    assert len(stored.visits) == 40
+    assert len({v.date for v in stored.visits}) == 40
+    writes = [e for e in registry.audit("example-seronegative") if e["action"] == "visits"]
+    assert len(writes) == 40  # the audit trail matches what is stored
+
+
+CONCURRENT_IMPORTS = """
+import json, sys
+from imnm.registry import Registry
+registry = Registry(sys.argv[1])
+account = registry.login("dr-who", "correct horse battery")
+bundles = [json.loads(line) for line in open(sys.argv[2])]
+print("ready", flush=True)
+sys.stdin.readline()
+for bundle in bundles:
+    registry.import_bundle(bundle, account)
+"""
+
+
+def test_concurrent_imports_of_one_bundle_write_it_once(registry: Registry, url: str,
+                                                        tmp_path: Path) -> None:
+    """Issue 12: concurrent imports of the same Bundle raised IntegrityError 3-5 times in 160."""
+    import json
+
+    clinician(registry)
+    names = ["seronegative-imnm-cardiac", "case-series-2025-patient-1-course"]
+    bundles = tmp_path / "bundles.ndjson"
+    bundles.write_text("".join(json.dumps(to_bundle(example(n))) + "\n" for n in names) * 10,
+                       encoding="utf-8")
+    _together(CONCURRENT_IMPORTS, url, [[str(bundles)]] * 4)
+    counts = registry.counts()
+    assert (counts["patients"], counts["imports"]) == (2, 2)
+    assert counts["visits"] == 5
+    imports = [e for e in registry.audit() if e["action"] == "import"]
+    assert len(imports) == 2

@@ -14,14 +14,16 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from imnm import __version__
@@ -39,6 +41,7 @@ from imnm.registry.models import (
     utcnow,
 )
 
+T = TypeVar("T")
 Role = Literal["clinician", "researcher"]
 ROLES: tuple[Role, ...] = ("clinician", "researcher")
 
@@ -87,12 +90,30 @@ def migrate(url: str) -> None:
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
+    """Foreign keys, WAL, and every transaction taking SQLite's write lock at its start
+    (``BEGIN IMMEDIATE``), so a read-change-write never interleaves with another writer's."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(connection: Any, _record: Any) -> None:
+        connection.isolation_level = None  # pysqlite: let SQLAlchemy's begin() below decide
         cursor = connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+LOCK_WAIT_SECONDS = 30.0
+"""How long a writer waits for another writer's lock before giving up (SQLite's busy timeout,
+PostgreSQL's lock_timeout). Operational, not clinical."""
+
+RETRIES = 5
+"""How many times a write that lost a race (a unique key taken meanwhile, a serialization
+failure) is re-run from the start, reading again what the other writer committed."""
 
 
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -110,9 +131,13 @@ class Registry:
 
     def __init__(self, url: str, *, secret: str | None = None) -> None:
         self.url = url
-        self.engine = create_engine(url, future=True)
         if url.startswith("sqlite"):
+            self.engine = create_engine(url, future=True,
+                                        connect_args={"timeout": LOCK_WAIT_SECONDS})
             _sqlite_pragmas(self.engine)
+        else:
+            self.engine = create_engine(url, future=True, connect_args={
+                "options": f"-c lock_timeout={int(LOCK_WAIT_SECONDS * 1000)}"})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._secret = (secret or secrets.token_hex(16)).encode()
 
@@ -124,6 +149,27 @@ class Registry:
     def _transaction(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
             yield session
+
+    def _write_retrying(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in one transaction; if it lost a race with another writer (a unique
+        key inserted meanwhile, a deadlock or serialization failure), run it again from the
+        start, so it reads what the other writer committed. Nothing is half written."""
+        for attempt in range(RETRIES):
+            try:
+                with self._transaction() as session:
+                    return work(session)
+            except (IntegrityError, OperationalError) as error:
+                if attempt == RETRIES - 1 or not _lost_race(error):
+                    raise
+                time.sleep(0.01 * (attempt + 1) * (1 + secrets.randbelow(10)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _locked(session: Session, record_id: str) -> PatientRecord | None:
+        """The child's row, locked until the transaction ends (``SELECT ... FOR UPDATE``;
+        SQLite's transactions already hold the database's write lock)."""
+        return session.scalar(select(PatientRecord).where(
+            PatientRecord.record_id == record_id).with_for_update())
 
     def _audit(self, session: Session, account: Account, action: str, record_id: str | None,
                what: str) -> None:
@@ -138,13 +184,17 @@ class Registry:
             raise RegistryError(f"role: expected one of {', '.join(ROLES)}")
         if len(password) < 8:
             raise RegistryError("password: expected at least 8 characters")
-        with self._transaction() as session:
+        password_hash = _hash_password(password)
+
+        def work(session: Session) -> None:
             if session.scalar(select(User).where(User.username == username)) is not None:
                 raise RegistryError(f"username: {username!r} exists already")
-            session.add(User(username=username, password_hash=_hash_password(password),
+            session.add(User(username=username, password_hash=password_hash,
                              role=role, created_at=utcnow()))
             self._audit(session, Account("system", "clinician"), "create_user", None,
                         f"user {username} ({role})")
+
+        self._write_retrying(work)
         return Account(username, role)
 
     def login(self, username: str, password: str) -> Account | None:
@@ -167,13 +217,12 @@ class Registry:
         """Create or update a child, visits included, in one transaction, audited."""
         self._require_clinician(account)
         data = patient.model_dump(mode="json", exclude={"visits"}, exclude_none=True)
-        with self._transaction() as session:
-            self._write(session, patient, data, account, _between)
+        self._write_retrying(
+            lambda session: self._write(session, patient, data, account, _between))
 
     def _write(self, session: Session, patient: Patient, data: dict[str, Any],
                account: Account, between: Callable[[], None] | None) -> None:
-        record = session.scalar(select(PatientRecord).where(
-            PatientRecord.record_id == patient.id))
+        record = self._locked(session, patient.id)
         if record is None:
             record = PatientRecord(record_id=patient.id, data=data, created_at=utcnow(),
                                    updated_at=utcnow())
@@ -202,12 +251,21 @@ class Registry:
     def add_visit(self, record_id: str, visit: Visit, account: Account) -> Patient:
         """Add one visit and return the child with it (validated as a whole)."""
         self._require_clinician(account)
-        current = self.patient(record_id, account)
-        updated = load_patient(current.model_dump(mode="json", exclude_none=True) | {
-            "visits": [*[v.model_dump(mode="json", exclude_none=True) for v in current.visits],
-                       visit.model_dump(mode="json", exclude_none=True)]})
-        self.save_patient(updated, account)
-        return updated
+
+        def work(session: Session) -> Patient:
+            record = self._locked(session, record_id)
+            if record is None:
+                raise RegistryError("record: not found")
+            current = _loaded(record)
+            updated = load_patient(current.model_dump(mode="json", exclude_none=True) | {
+                "visits": [*[v.model_dump(mode="json", exclude_none=True)
+                             for v in current.visits],
+                           visit.model_dump(mode="json", exclude_none=True)]})
+            self._write(session, updated, updated.model_dump(
+                mode="json", exclude={"visits"}, exclude_none=True), account, None)
+            return updated
+
+        return self._write_retrying(work)
 
     def import_bundle(self, bundle: dict[str, Any], account: Account, *,
                       _between: Callable[[], None] | None = None) -> tuple[str, bool]:
@@ -216,20 +274,24 @@ class Registry:
         canonical = json.dumps(bundle, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         patient, _report = from_bundle(bundle)
-        with self._transaction() as session:
+
+        def work(session: Session) -> tuple[str, bool]:
+            existing = self._locked(session, patient.id)  # first: serialises the importers
             if session.scalar(select(ImportRecord).where(
                     ImportRecord.bundle_sha256 == digest)) is not None:
                 return patient.id, False
             data = patient.model_dump(mode="json", exclude={"visits"}, exclude_none=True)
-            existing = session.scalar(select(PatientRecord).where(
-                PatientRecord.record_id == patient.id))
             if existing is not None and "notes" in existing.data and "notes" not in data:
                 data["notes"] = existing.data["notes"]  # FHIR never carries the notes
             self._write(session, patient, data, account, _between)
             session.add(ImportRecord(bundle_sha256=digest, record_id=patient.id,
                                      imported_at=utcnow()))
             self._audit(session, account, "import", patient.id, f"bundle sha256 {digest[:12]}")
-        return patient.id, True
+            return patient.id, True
+
+        # A concurrent import of the same Bundle that committed first makes this one's
+        # insert fail on the unique key; the re-run finds its import and writes nothing.
+        return self._write_retrying(work)
 
     def patient(self, record_id: str, account: Account) -> Patient:
         """One child, as the account may see it."""
@@ -238,8 +300,7 @@ class Registry:
                 PatientRecord.record_id == record_id))
             if record is None:
                 raise RegistryError("record: not found")
-            data = dict(record.data) | {"visits": [v.data for v in record.visits]}
-        patient = load_patient(data)
+            patient = _loaded(record)
         return patient if account.role == "clinician" else self.deidentify(patient)
 
     def record_ids(self) -> list[str]:
@@ -319,6 +380,20 @@ class Registry:
                 select(func.count()).select_from(model)) or 0)
                 for model in (PatientRecord, VisitRecord, AssessmentRecord, ImportRecord,
                               AuditEntry, User)}
+
+
+def _loaded(record: PatientRecord) -> Patient:
+    return load_patient(dict(record.data) | {"visits": [v.data for v in record.visits]})
+
+
+def _lost_race(error: DBAPIError) -> bool:
+    """Whether a database error means another writer got there first (worth a re-run)."""
+    if isinstance(error, IntegrityError):
+        return True
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    if code in ("40001", "40P01"):  # serialization failure, deadlock
+        return True
+    return "database is locked" in str(error.orig)
 
 
 def _month_tolerant(data: dict[str, Any]) -> Patient:
