@@ -62,12 +62,16 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @contextmanager
 def live_uvicorn(app: Any) -> Iterator[str]:
-    """Serve ``app`` with a real uvicorn on a free loopback port; yields the base URL."""
+    """Serve ``app`` with a real uvicorn on a free loopback port; yields the base URL. ``app``
+    may be a function of the base URL that makes the app (the service's audience is its own
+    configured URL)."""
     import uvicorn
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    if callable(app) and not hasattr(app, "router"):
+        app = app(f"http://127.0.0.1:{port}")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -239,3 +239,103 @@ def test_concurrent_imports_of_one_bundle_write_it_once(registry: Registry, url:
     assert counts["visits"] == 5
     imports = [e for e in registry.audit() if e["action"] == "import"]
     assert len(imports) == 2
+
+
+def _text_fields(model: type, prefix: str = "") -> list[str]:
+    """Every text field of the patient model, by path (lists as [], mappings as {})."""
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    def walk(annotation: object, path: str) -> list[str]:
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        if origin is typing.Annotated:
+            return walk(args[0], path)
+        if origin in (typing.Union, types.UnionType):
+            return [p for a in args for p in walk(a, path)]
+        if origin in (list, tuple):
+            return walk(args[0], path + "[]")
+        if origin is dict:
+            return walk(args[1], path + "{}")
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return _text_fields(annotation, path + ".")
+        return [path] if annotation is str else []
+
+    return [p for name, f in model.model_fields.items()  # type: ignore[attr-defined]
+            for p in walk(f.annotation, prefix + name)]
+
+
+FREE_TEXT = {  # every free-text field, each holding a marker a researcher must never see
+    "ck[].lab": "SECRET-lab", "other_enzymes[].lab": "SECRET-lab2",
+    "mri.oedema_regions[]": "SECRET region", "mri.fatty_replacement_regions[]": "SECRET r2",
+    "family_history.details": "SECRET uncle", "genetic_testing.genes[]": "SECRET gene",
+    "genetic_testing.diagnosis": "SECRET dx", "extramuscular.skin.other[]": "SECRET skin",
+    "exposures.statin_name": "SECRET statin", "preceding_infection.description": "SECRET flu",
+    "diagnoses[].label": "SECRET limb-girdle muscular dystrophy",
+    "treatments[].name": "SECRET drug", "treatments[].frequency": "SECRET weekly",
+    "visits[].ck.lab": "SECRET-lab3", "visits[].note": "SECRET note", "notes": "SECRET notes",
+}
+CODED_TEXT = {"id", "weight.unit", "height.unit", "ck[].unit", "other_enzymes[].unit",
+              "diagnoses[].code", "treatments[].dose.unit", "visits[].ck.unit"}
+
+
+def test_researchers_never_see_free_text(tmp_path: Path) -> None:
+    """Issue 12: deidentify() kept family-history details, infection, statin name, treatment
+    names, lab names, diagnosis labels. The model's text fields are found by type, so a new one
+    fails this test until it is either withheld or shown to be coded."""
+    from imnm.patient import Patient
+
+    assert set(_text_fields(Patient)) == set(FREE_TEXT) | CODED_TEXT
+    base = example("case-series-2025-patient-1-course").model_dump(mode="json",
+                                                                   exclude_none=True)
+    data = base | {
+        "notes": FREE_TEXT["notes"],
+        "ck": [{"value": 9000, "unit": "U/L", "upper_limit": 200, "date": "2024-01-10",
+                "lab": FREE_TEXT["ck[].lab"]}],
+        "other_enzymes": [{"analyte": "ast", "value": 300, "unit": "U/L", "upper_limit": 40,
+                           "lab": FREE_TEXT["other_enzymes[].lab"]}],
+        "mri": {"oedema": True, "oedema_regions": ["hamstrings", FREE_TEXT[
+            "mri.oedema_regions[]"]], "fatty_replacement_regions": [FREE_TEXT[
+                "mri.fatty_replacement_regions[]"]]},
+        "family_history": {"neuromuscular_disease": True,
+                           "details": FREE_TEXT["family_history.details"]},
+        "genetic_testing": {"done": True, "result": "negative",
+                            "genes": ["DMD", FREE_TEXT["genetic_testing.genes[]"]],
+                            "diagnosis": FREE_TEXT["genetic_testing.diagnosis"]},
+        "extramuscular": {"skin": {"other": [FREE_TEXT["extramuscular.skin.other[]"]]}},
+        "exposures": {"statin": True, "statin_name": FREE_TEXT["exposures.statin_name"]},
+        "preceding_infection": {"present": True,
+                                "description": FREE_TEXT["preceding_infection.description"]},
+        "diagnoses": [{"label": FREE_TEXT["diagnoses[].label"]},
+                      {"label": "SECRET coded", "system": "icd10cm", "code": "G71.0"}],
+        "treatments": [*base.get("treatments", []),
+                       {"drug": "other", "name": FREE_TEXT["treatments[].name"],
+                        "frequency": FREE_TEXT["treatments[].frequency"]}],
+        "visits": [v | {"note": FREE_TEXT["visits[].note"],
+                        "ck": {"value": 5000, "unit": "U/L", "lab": FREE_TEXT[
+                            "visits[].ck.lab"]}} for v in base["visits"]],
+    }
+    patient = load_patient(data)
+    registry = Registry(f"sqlite:///{tmp_path / 'r.db'}", secret="k")  # noqa: S106
+    seen = registry.deidentify(patient)
+    text = seen.model_dump_json()
+    assert "SECRET" not in text
+    # What is coded or categorised stays, so the researcher's assessment reads the same.
+    assert [d.label for d in seen.diagnoses] == [
+        "muscular dystrophy (free text withheld)",
+        "Muscular dystrophy (WHO ICD-10 / any G71.0x code)"]  # the code's display
+    assert seen.diagnoses[1].code == "G71.0"
+    assert seen.genetic_testing is not None and seen.genetic_testing.genes == ["DMD"]
+    assert seen.mri is not None and seen.mri.oedema_regions == ["hamstrings"]
+    assert seen.extramuscular.skin.any_skin_lesion is True
+    assert seen.exposures.statin is True and seen.family_history is not None
+    assert seen.treatments[-1].name == "other (free text withheld)"
+    from imnm import assess
+
+    clinician_view, researcher_view = assess(patient), assess(seen)
+    assert (researcher_view.classification.enmc_2017.cls
+            == clinician_view.classification.enmc_2017.cls)
+    assert (researcher_view.suspicion.review_dystrophy_label
+            == clinician_view.suspicion.review_dystrophy_label)

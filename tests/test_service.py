@@ -50,7 +50,7 @@ HMAC_SECRET = "a-shared-secret-that-is-long-enough-for-hs384-signing-48b"  # noq
 
 @pytest.fixture
 def secured() -> TestClient:
-    return TestClient(create_app(TokenVerifier({ISSUER: jwks()})))
+    return TestClient(create_app(TokenVerifier({ISSUER: jwks()}), base_url="http://testserver"))
 
 
 @pytest.fixture
@@ -225,7 +225,8 @@ def test_replayed_jti_is_refused(secured: TestClient) -> None:
 
 def test_tokens_and_patient_data_are_never_logged(secured: TestClient,
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("DEBUG")
+    # Issue 12: refusals left no trace at the default level; now a warning names the reason.
+    caplog.set_level("WARNING")
     bad = token(SERVICE_URL, key=OTHER_KEY)
     secured.post(f"/cds-services/{SERVICE_ID}", json=hook_call(),
                  headers={"Authorization": f"Bearer {bad}"})
@@ -235,7 +236,8 @@ def test_tokens_and_patient_data_are_never_logged(secured: TestClient,
     text = caplog.text
     assert bad not in text and good not in text
     assert "example-lgmd-unconfirmed" not in text and "9400" not in text
-    assert "refused a request to /cds-services/imnm-patient-view: invalid token" in text
+    assert ("refused a request to /cds-services/imnm-patient-view from testclient: "
+            "invalid token") in text
 
 
 def test_service_refuses_to_start_without_authentication_unless_told() -> None:
@@ -245,7 +247,8 @@ def test_service_refuses_to_start_without_authentication_unless_told() -> None:
 
 @pytest.fixture
 def live_server() -> Iterator[str]:
-    with live_uvicorn(create_app(TokenVerifier({ISSUER: jwks()}))) as base:
+    with live_uvicorn(lambda base: create_app(TokenVerifier({ISSUER: jwks()}),
+                                              base_url=base)) as base:
         yield base
 
 
@@ -333,3 +336,182 @@ def test_ids_that_are_not_fhir_ids_never_reach_the_fhir_server(patient_id: str) 
     response = client.post(f"/cds-services/{SERVICE_ID}", json=call)
     assert response.status_code == 422 and asked == []
     assert "FHIR ids" in response.text
+
+
+# ---------------------------------------------------------------- issue 12: the service
+
+
+def _auth(url: str = SERVICE_URL) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(url)}"}
+
+
+def test_unauthenticated_requests_get_401_before_their_body_is_read() -> None:
+    read: list[int] = []
+    app = create_app(TokenVerifier({ISSUER: jwks()}), base_url="http://testserver")
+
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
+        async def wrapped() -> Any:
+            message = await receive()
+            read.append(len(message.get("body", b"")))
+            return message
+        await app(scope, wrapped, send)
+
+    client = TestClient(counting)
+    junk = b"{" * 5_000_000  # neither JSON nor small, and never looked at
+    response = client.post(f"/cds-services/{SERVICE_ID}", content=junk,
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 401 and read == []
+    assert client.post("/assess", content=junk).status_code == 401 and read == []
+
+
+def test_request_bodies_are_capped() -> None:
+    app = create_app(TokenVerifier({ISSUER: jwks()}), base_url="http://testserver",
+                     max_body_bytes=50_000)
+    client = TestClient(app)
+    big = json.dumps(hook_call() | {"padding": "x" * 60_000})
+    response = client.post(f"/cds-services/{SERVICE_ID}", content=big, headers={
+        "content-type": "application/json"} | _auth())
+    assert response.status_code == 413 and "50000 bytes" in response.text
+    # Without a token, 401 comes first, whatever the size.
+    assert client.post(f"/cds-services/{SERVICE_ID}", content=big).status_code == 401
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(10):
+            yield b" " * 10_000
+    response = client.post(f"/cds-services/{SERVICE_ID}", content=chunks(), headers={
+        "content-type": "application/json"} | _auth())
+    assert response.status_code == 413
+    ok = client.post(f"/cds-services/{SERVICE_ID}", json=hook_call(), headers=_auth())
+    assert ok.status_code == 200
+
+
+def test_the_audience_is_the_configured_url_not_the_host_header(secured: TestClient) -> None:
+    evil = f"http://evil.example/cds-services/{SERVICE_ID}"
+    response = secured.post(f"/cds-services/{SERVICE_ID}", json=hook_call(),
+                            headers=_auth(evil) | {"Host": "evil.example"})
+    assert response.status_code == 401
+    good = secured.post(f"/cds-services/{SERVICE_ID}", json=hook_call(),
+                        headers=_auth() | {"Host": "evil.example"})
+    assert good.status_code == 200
+
+
+def test_a_service_with_tokens_needs_its_own_base_url() -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        create_app(TokenVerifier({ISSUER: jwks()}))
+
+
+class FakeIssuer:
+    """A JWKS URL whose keys can rotate, fail or be garbage; counts fetches."""
+
+    def __init__(self) -> None:
+        self.document: Any = jwks()
+        self.fetches = 0
+        self.now = 1000.0
+
+    def fetch(self, url: str) -> Any:
+        self.fetches += 1
+        if isinstance(self.document, Exception):
+            raise self.document
+        return self.document
+
+
+def _jwks_client(issuer: FakeIssuer) -> TestClient:
+    verifier = TokenVerifier({ISSUER: "https://ehr.example.org/jwks"}, fetch=issuer.fetch,
+                             clock=lambda: issuer.now)
+    return TestClient(create_app(verifier, base_url="http://testserver"))
+
+
+def test_rotated_keys_are_fetched_again_once_on_an_unknown_kid() -> None:
+    issuer = FakeIssuer()
+    client = _jwks_client(issuer)
+    path = f"/cds-services/{SERVICE_ID}"
+    assert client.post(path, json=hook_call(), headers=_auth()).status_code == 200
+    assert client.post(path, json=hook_call(), headers=_auth()).status_code == 200
+    assert issuer.fetches == 1  # cached
+    new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    issuer.document = {"keys": [json.loads(RSAAlgorithm.to_jwk(new_key.public_key()))
+                                | {"kid": "rsa2", "alg": "RS384"}]}
+    issuer.now += 31  # past the refetch interval
+    rotated = {"Authorization": f"Bearer {token(SERVICE_URL, key=new_key, kid='rsa2')}"}
+    assert client.post(path, json=hook_call(), headers=rotated).status_code == 200
+    assert issuer.fetches == 2
+    # A flood of unknown kids does not make the service hammer the issuer.
+    for _ in range(5):
+        unknown = {"Authorization": f"Bearer {token(SERVICE_URL, kid='nope')}"}
+        assert client.post(path, json=hook_call(), headers=unknown).status_code == 401
+    assert issuer.fetches == 2
+    issuer.now += 3601  # and keys are fetched again when they are old
+    client.post(path, json=hook_call(), headers=rotated)
+    assert issuer.fetches == 3
+
+
+@pytest.mark.parametrize("failure", [httpx.ConnectError("refused"), {"no": "keys"}],
+                         ids=["unreachable", "not-a-jwks"])
+def test_unobtainable_keys_give_503_and_are_not_refetched_per_request(failure: Any) -> None:
+    issuer = FakeIssuer()
+    issuer.document = failure
+    client = _jwks_client(issuer)
+    for _ in range(3):
+        response = client.post(f"/cds-services/{SERVICE_ID}", json=hook_call(),
+                               headers=_auth())
+        assert response.status_code == 503 and "Traceback" not in response.text
+        assert response.headers["retry-after"] == "30"
+    assert issuer.fetches == 1
+    issuer.document = jwks()  # the issuer recovers
+    issuer.now += 31
+    ok = client.post(f"/cds-services/{SERVICE_ID}", json=hook_call(), headers=_auth())
+    assert ok.status_code == 200
+
+
+def _report_link(client: TestClient, headers: dict[str, str] | None = None) -> str:
+    cards = client.post(f"/cds-services/{SERVICE_ID}", json=hook_call(),
+                        headers=headers or {}).json()["cards"]
+    link = cards[0]["links"][0]["url"]
+    assert link.startswith("http://testserver/reports/")
+    return link.removeprefix("http://testserver")
+
+
+def test_report_links_are_signed_bound_to_the_user_and_expire(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    client = TestClient(create_app(development=True, base_url="http://testserver"))
+    link = _report_link(client)
+    assert "user=Practitioner%2Fexample" in link
+    opened = client.get(link)
+    assert opened.status_code == 200 and "ENMC" in opened.text
+    assert opened.headers["cache-control"] == "no-store"
+    bare = link.split("?", 1)[0]
+    assert client.get(bare).status_code == 403  # the uuid alone opens nothing
+    other_user = link.replace("Practitioner%2Fexample", "Practitioner%2Fmallory")
+    assert client.get(other_user).status_code == 403
+    later = time.time() + 601
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert client.get(link).status_code == 403
+
+
+def test_prefetch_that_is_not_fhir_gets_422_not_500(dev: TestClient) -> None:
+    call = hook_call()
+    call["prefetch"]["conditions"] = {"resourceType": "Bundle", "type": "searchset",
+                                      "entry": [{"resource": {"resourceType": "Spaceship"}}]}
+    response = dev.post(f"/cds-services/{SERVICE_ID}", json=call)
+    assert response.status_code == 422
+    assert "a FHIR R4 resource type" in response.text
+    call["prefetch"]["conditions"]["entry"][0]["resource"]["resourceType"] = 5
+    assert dev.post(f"/cds-services/{SERVICE_ID}", json=call).status_code == 422
+    nested: dict[str, Any] = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    for _ in range(300):
+        nested = {"resourceType": "Bundle", "type": "collection",
+                  "entry": [{"resource": nested}]}
+    call = hook_call()
+    call["prefetch"]["observations"] = nested
+    response = dev.post(f"/cds-services/{SERVICE_ID}", content=json.dumps(call),
+                        headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "nested" in response.text
+    assert dev.post("/assess", content=json.dumps(nested),
+                    headers={"content-type": "application/json"}).status_code == 422
+
+
+def test_every_response_carries_hardening_headers(dev: TestClient) -> None:
+    response = dev.get("/knowledge")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "same-origin"

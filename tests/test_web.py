@@ -4,9 +4,11 @@ classification and the plan, download the PDF; a screenshot is kept in tests/art
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,9 +30,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     registry = Registry(url, secret="web-test")  # noqa: S106 - test pseudonym key
     registry.create_user("doctor", "correct horse battery", "clinician")
     registry.create_user("analyst", "research only!", "researcher")
-    app = create_app(development=True, registry=registry,
-                     web_secret="test-cookie-key")  # noqa: S106 - test key
-    with live_uvicorn(app) as base:
+    with live_uvicorn(lambda base: create_app(development=True, registry=registry,
+                                              base_url=base)) as base:
         yield base
     registry.close()
 
@@ -107,17 +108,31 @@ def test_form_errors_are_shown_with_field_and_expectation(site: str) -> None:
         browser.close()
 
 
+def csrf_of(client: Any, path: str = "/patients") -> str:
+    """The CSRF token a page's forms carry."""
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+    assert found is not None, f"no CSRF token on {path}"
+    return found.group(1)
+
+
+def login(client: Any, username: str, password: str) -> Any:
+    """Log in as a browser does: fetch the form (and its login-CSRF cookie), then post it."""
+    token = csrf_of(client, "/login")
+    return client.post("/login", data={"username": username, "password": password,
+                                       "csrf": token})
+
+
 def test_researcher_sees_pseudonyms_and_cannot_write(site: str) -> None:
     import httpx
 
     with httpx.Client(base_url=site, follow_redirects=False) as client:
-        response = client.post("/login", data={"username": "analyst",
-                                               "password": "research only!"})
+        response = login(client, "analyst", "research only!")
         assert response.status_code == 303
         listing = client.get("/patients").text
         assert "dang-le-case-1-web" not in listing and "subject-" in listing
         assert client.get("/patients/new").status_code == 403
-        assert client.post("/patients/new", data={"id": "x"}).status_code == 403
+        assert client.post("/patients/new", data={"id": "x", "csrf": csrf_of(client)}
+                           ).status_code == 403
         assert client.get("/patients/dang-le-case-1-web").status_code == 404
     with httpx.Client(base_url=site, follow_redirects=False) as anonymous:
         assert anonymous.get("/patients").status_code == 303  # to the login page
@@ -132,8 +147,9 @@ def test_the_page_shows_the_class_caveat_before_the_doses(site: str) -> None:
 
     example = (Path(__file__).parent.parent / "examples" / "anti-srp-line-blot.json")
     with httpx.Client(base_url=site, follow_redirects=False) as client:
-        client.post("/login", data={"username": "doctor", "password": "correct horse battery"})
-        uploaded = client.post("/patients/upload", files={"file": ("p.json", example.read_bytes())})
+        login(client, "doctor", "correct horse battery")
+        uploaded = client.post("/patients/upload", files={"file": ("p.json", example.read_bytes())},
+                               data={"csrf": csrf_of(client)})
         assert uploaded.status_code == 303, uploaded.text
         text = client.get(uploaded.headers["location"]).text
     assert "confirm before treating" in text

@@ -524,7 +524,13 @@ def serve(
         "postgresql+psycopg://...).")] = None,
     web_secret: Annotated[str | None, typer.Option(
         "--web-secret", envvar="IMNM_WEB_SECRET",
-        help="Secret that signs web sessions (default: random at each start).")] = None,
+        help="Secret that signs report links (default: random at each start).")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", envvar="IMNM_BASE_URL",
+        help="The URL clients call, e.g. https://imnm.example.org behind a TLS proxy (tokens' "
+        "audience, card links, the clinic's origin). Default: http://HOST:PORT.")] = None,
+    max_body_mb: Annotated[float, typer.Option(
+        "--max-body-mb", min=0.001, help="Largest request body accepted, in MiB.")] = 16.0,
 ) -> None:
     """Serve the REST API (/assess, /knowledge, /docs), the CDS Hooks service and, with
     --registry, the clinic's web pages."""
@@ -552,11 +558,23 @@ def serve(
         from imnm.registry import Registry, migrate
 
         migrate(registry)
-        store = Registry(registry, secret=web_secret)
-    app_ = create_app(TokenVerifier(issuers) if issuers else None,
-                      development=insecure_development, registry=store, web_secret=web_secret)
-    typer.echo(f"imnm service on http://{host}:{port} (API docs at /docs)", err=True)
-    uvicorn.run(app_, host=host, port=port, log_level="info")
+        store = Registry(registry)
+    base = (base_url or f"http://{host}:{port}").rstrip("/")
+    try:
+        app_ = create_app(TokenVerifier(issuers) if issuers else None,
+                          development=insecure_development, registry=store,
+                          link_secret=web_secret, base_url=base,
+                          max_body_bytes=int(max_body_mb * 1024 * 1024))
+    except ValueError as exc:
+        typer.echo(f"imnm serve: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    typer.echo(f"imnm service on http://{host}:{port}, called as {base} "
+               "(API docs at /docs)", err=True)
+    log_config = dict(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"] = {**log_config["loggers"], "imnm": {
+        "handlers": ["default"], "level": "INFO", "propagate": False}}
+    uvicorn.run(app_, host=host, port=port, log_level="info", log_config=log_config,
+                proxy_headers=True)
 
 
 registry_app = typer.Typer(help="The registry of patients, visits and assessments.",

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from imnm.codes import URIS, CodeSystem
 from imnm.errors import InputError, Problem, shorten
+from imnm.jsonio import check_depth
 from imnm.knowledge import Knowledge
 
 LOINC, SNOMED, ICD10CM, RXNORM = (URIS[CodeSystem.loinc], URIS[CodeSystem.snomedct],
@@ -86,11 +87,48 @@ def answer_coding(knowledge: Knowledge, answer: str) -> dict[str, str]:
     return {"system": SNOMED, "code": entry.code, "display": entry.display}
 
 
+def _resource_type_problems(bundle: Mapping[str, Any]) -> list[Problem]:
+    """Entries whose resource has no resourceType that FHIR R4 knows (checked before the
+    model, which fails on them with a KeyError or TypeError rather than a validation error)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    problems: list[Problem] = []
+    stack: list[tuple[Mapping[str, Any], str]] = [(bundle, "bundle")]
+    while stack and len(problems) < 20:
+        node, where = stack.pop()
+        entries = node.get("entry")
+        if not isinstance(entries, list):
+            continue
+        for i, entry in enumerate(entries):
+            resource = entry.get("resource") if isinstance(entry, Mapping) else None
+            if not isinstance(resource, Mapping):
+                continue
+            kind = resource.get("resourceType")
+            place = f"{where}.entry.{i}.resource.resourceType"
+            try:
+                if not isinstance(kind, str):
+                    raise ValueError(kind)
+                get_fhir_model_class(kind)
+            except (ValueError, KeyError):
+                problems.append(Problem(place, shorten(kind), "a FHIR R4 resource type"))
+                continue
+            if kind == "Bundle":
+                stack.append((resource, f"{where}.entry.{i}.resource"))
+    return problems
+
+
 def _validate_bundle(bundle: Mapping[str, Any]) -> None:
     from fhir.resources.R4B.bundle import Bundle
 
+    check_depth(bundle, "bundle")
+    problems = _resource_type_problems(bundle)
+    if problems:
+        raise InputError(problems)
     try:
         Bundle.model_validate(bundle)
+    except (KeyError, TypeError, AttributeError):  # fhir.resources' own failures, said plainly
+        raise InputError([Problem("bundle", "(a Bundle fhir.resources cannot read)",
+                                  "a FHIR R4 Bundle")]) from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False)[:20]:

@@ -10,7 +10,6 @@ an interpretation code, or its number against its own reference range.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -47,6 +46,7 @@ from imnm.fhir.common import (
     is_bundle,
     resources_of,
 )
+from imnm.jsonio import parse_json
 from imnm.knowledge import Knowledge, load_knowledge
 from imnm.patient import Drug, Patient, load_patient, parse_antibody
 from imnm.quantities import read_activity_unit
@@ -436,10 +436,7 @@ def _medication(resource: dict[str, Any], data: dict[str, Any], knowledge: Knowl
 
 def load_any(text: str | bytes) -> tuple[Patient, ImportReport | None]:
     """A patient file or a FHIR Bundle, whichever the JSON is."""
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError:
-        return load_patient(text), None  # raises the usual malformed-JSON InputError
+    parsed = parse_json(text)
     if is_bundle(parsed):
         return from_bundle(parsed)
     return load_patient(parsed), None

@@ -23,5 +23,8 @@ MAX_HEIGHT_CM = _limit("input_max_height_cm")
 MIN_BMI = _limit("input_min_bmi")
 MAX_BMI = _limit("input_max_bmi")
 MAX_CK_U_PER_L = _limit("input_max_ck_u_per_l")
+MAX_TEXT_CHARS = 10_000
+"""Longest text accepted in any text field (operational, not clinical): a clinical note fits;
+a pasted document or a hostile 10 MB label is refused at once instead of being searched."""
 DAYS_PER_MONTH = 365.25 / 12  # calendar arithmetic, not a clinical number
 DAYS_PER_YEAR = 365.25

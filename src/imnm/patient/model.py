@@ -34,6 +34,7 @@ from imnm.patient.limits import (
     MAX_BMI,
     MAX_CK_U_PER_L,
     MAX_HEIGHT_CM,
+    MAX_TEXT_CHARS,
     MAX_WEIGHT_KG,
     MIN_BMI,
     MIN_HEIGHT_CM,
@@ -78,7 +79,7 @@ class Model(BaseModel):
     numbers must be finite, and true/false is never read as 1/0."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True,
-                              allow_inf_nan=False)
+                              allow_inf_nan=False, str_max_length=MAX_TEXT_CHARS)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -5,7 +5,6 @@ the value and what was expected.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 
 from imnm.errors import FIELD_SEP as _SEP
 from imnm.errors import InputError, Problem, shorten
+from imnm.jsonio import check_depth, parse_json
 from imnm.patient.model import Patient
 
 
@@ -39,15 +39,10 @@ def load_patient(data: str | bytes | Mapping[str, Any]) -> Patient:
     Raises :class:`InputError` listing every problem, each with field, value and expectation.
     """
     if isinstance(data, str | bytes):
-        try:
-            parsed = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                [Problem(f"(line {exc.lineno}, column {exc.colno})", "(malformed JSON)",
-                         f"valid JSON: {exc.msg}")]
-            ) from None
+        parsed = parse_json(data)
     else:
         parsed = data
+        check_depth(parsed)
     if not isinstance(parsed, Mapping):
         raise InputError([Problem("(file)", shorten(type(parsed).__name__), "a JSON object")])
     record_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None

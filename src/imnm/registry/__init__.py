@@ -10,6 +10,7 @@ the month).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,11 +32,14 @@ from imnm.assessment import assess
 from imnm.errors import ImnmError
 from imnm.fhir import from_bundle
 from imnm.patient import Patient, Visit, load_patient
+from imnm.registry.deidentify import strip_free_text
 from imnm.registry.models import (
     AssessmentRecord,
     AuditEntry,
     ImportRecord,
     PatientRecord,
+    SessionRecord,
+    Setting,
     User,
     VisitRecord,
     utcnow,
@@ -75,6 +79,13 @@ def _check_password(password: str, stored: str) -> bool:
         return False
     candidate = _hash_password(password, bytes.fromhex(salt)).split("$")[2]
     return hmac.compare_digest(candidate, digest)
+
+
+LOCK_AFTER_FAILURES = 5
+"""Wrong passwords in a row that lock an account (operational, OWASP's usual order)."""
+LOCK_SECONDS = 15 * 60
+"""How long a locked account stays locked."""
+_DUMMY_HASH = _hash_password("imnm: a password nobody has")  # unknown users cost the same
 
 
 def migrate(url: str) -> None:
@@ -130,6 +141,8 @@ class Registry:
     """The registry at one database URL."""
 
     def __init__(self, url: str, *, secret: str | None = None) -> None:
+        """``secret``: the researchers' pseudonym key; by default the one kept in the
+        registry."""
         self.url = url
         if url.startswith("sqlite"):
             self.engine = create_engine(url, future=True,
@@ -139,7 +152,7 @@ class Registry:
             self.engine = create_engine(url, future=True, connect_args={
                 "options": f"-c lock_timeout={int(LOCK_WAIT_SECONDS * 1000)}"})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._secret = (secret or secrets.token_hex(16)).encode()
+        self._secret = secret.encode() if secret else None
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -198,12 +211,66 @@ class Registry:
         return Account(username, role)
 
     def login(self, username: str, password: str) -> Account | None:
-        """The account, if the password matches."""
-        with self._sessions() as session:
-            user = session.scalar(select(User).where(User.username == username))
-        if user is None or not _check_password(password, user.password_hash):
+        """The account, if the password matches and the account is not locked.
+
+        An unknown user name costs the same scrypt as a known one, so timing does not tell
+        which names exist. After :data:`LOCK_AFTER_FAILURES` wrong passwords in a row the
+        account is locked for :data:`LOCK_SECONDS` (the right password included); every
+        refusal looks the same to the caller.
+        """
+        def work(session: Session) -> Account | None:
+            user = session.scalar(select(User).where(User.username == username
+                                                     ).with_for_update())
+            matches = _check_password(password, user.password_hash if user is not None
+                                      else _DUMMY_HASH)
+            if user is None:
+                return None
+            now = utcnow()
+            if user.locked_until is not None and _aware(user.locked_until) > now:
+                return None
+            if not matches:
+                user.failed_logins = (user.failed_logins or 0) + 1
+                if user.failed_logins >= LOCK_AFTER_FAILURES:
+                    user.locked_until = now + dt.timedelta(seconds=LOCK_SECONDS)
+                    user.failed_logins = 0
+                    self._audit(session, Account(username, "clinician"), "lock", None,
+                                f"user {username}: {LOCK_AFTER_FAILURES} wrong passwords")
+                return None
+            user.failed_logins, user.locked_until = 0, None
+            return Account(user.username, user.role)  # type: ignore[arg-type]
+
+        return self._write_retrying(work)
+
+    # ------------------------------------------------------------------ web sessions
+
+    def open_session(self, account: Account, seconds: int) -> tuple[str, str]:
+        """A new web session: (token for the cookie, CSRF token for the forms). Only the
+        token's SHA-256 is stored; expired sessions are purged."""
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = utcnow()
+        with self._transaction() as session:
+            session.execute(delete(SessionRecord).where(SessionRecord.expires_at < now))
+            session.add(SessionRecord(token_sha256=_sha256(token), username=account.username,
+                                      role=account.role, csrf=csrf, created_at=now,
+                                      expires_at=now + dt.timedelta(seconds=seconds)))
+        return token, csrf
+
+    def session(self, token: str) -> tuple[Account, str] | None:
+        """The account and CSRF token of a live session, or None."""
+        if not token or len(token) > 128:
             return None
-        return Account(user.username, user.role)  # type: ignore[arg-type]
+        with self._sessions() as session:
+            record = session.scalar(select(SessionRecord).where(
+                SessionRecord.token_sha256 == _sha256(token)))
+        if record is None or _aware(record.expires_at) < utcnow():
+            return None
+        return Account(record.username, record.role), record.csrf  # type: ignore[arg-type]
+
+    def close_session(self, token: str) -> None:
+        """End a session (logout): the cookie no longer opens anything."""
+        with self._transaction() as session:
+            session.execute(delete(SessionRecord).where(
+                SessionRecord.token_sha256 == _sha256(token)))
 
     # ------------------------------------------------------------------ patients
 
@@ -312,20 +379,33 @@ class Registry:
         """Every child, as the account may see them."""
         return [self.patient(r, account) for r in self.record_ids()]
 
+    def _pseudonym_key(self) -> bytes:
+        """The key researchers' pseudonyms are made with: the one given, else the one kept in
+        the registry (made at first use), so pseudonyms are stable for the life of the study."""
+        if self._secret is None:
+            def work(session: Session) -> str:
+                setting = session.get(Setting, "pseudonym_key", with_for_update=True)
+                if setting is None:
+                    setting = Setting(name="pseudonym_key", value=secrets.token_hex(32))
+                    session.add(setting)
+                return setting.value
+
+            self._secret = self._write_retrying(work).encode()
+        return self._secret
+
     def pseudonym(self, record_id: str) -> str:
-        """A stable pseudonym for a record id (HMAC with the registry's secret)."""
-        digest = hmac.new(self._secret, record_id.encode(), hashlib.sha256).hexdigest()
+        """A stable pseudonym for a record id (HMAC with the registry's pseudonym key)."""
+        digest = hmac.new(self._pseudonym_key(), record_id.encode(), hashlib.sha256
+                          ).hexdigest()
         return f"subject-{digest[:12]}"
 
     def deidentify(self, patient: Patient) -> Patient:
-        """The researcher's view: pseudonym, no birth date (age kept), no free text, dates
-        cut to the month."""
-        data = patient.model_dump(mode="json", exclude_none=True)
+        """The researcher's view: pseudonym, no birth date (age kept), dates cut to the month,
+        and no free text: every text field withheld or replaced by its category
+        (:mod:`imnm.registry.deidentify`)."""
+        data = strip_free_text(patient)
         age = patient.age_years_now()
         data.pop("birth_date", None)
-        data.pop("notes", None)
-        for visit in data.get("visits", []):
-            visit.pop("note", None)
         if age is not None:
             data["age_years"] = round(age, 1)
         data["id"] = self.pseudonym(patient.id)
@@ -380,6 +460,15 @@ class Registry:
                 select(func.count()).select_from(model)) or 0)
                 for model in (PatientRecord, VisitRecord, AssessmentRecord, ImportRecord,
                               AuditEntry, User)}
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; the registry writes UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _loaded(record: PatientRecord) -> Patient:

@@ -2,13 +2,19 @@
 
 Create it with :func:`create_app`. Authentication follows CDS Hooks: a JWT bearer token from an
 allow-listed issuer on every call (discovery included) unless the app was created explicitly
-in development mode, which it then says at start-up. Nothing here logs tokens or patient data.
+in development mode, which it then says at start-up. The token is checked before the body is
+read, and bodies are capped (:mod:`imnm.service.guard`). A card's link to the full report is
+signed, names the user it was issued to and expires after :data:`REPORT_LINK_SECONDS`.
+Nothing here logs tokens or patient data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import logging
+import secrets
 import threading
 import time
 import uuid
@@ -16,10 +22,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import Body, FastAPI, Request
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 
 from imnm import __version__
@@ -38,7 +45,8 @@ from imnm.service.cdshooks import (
     PatientViewContext,
     Service,
 )
-from imnm.service.security import TokenVerifier, Unauthorized
+from imnm.service.guard import DEFAULT_MAX_BODY_BYTES, Guard
+from imnm.service.security import TokenVerifier
 
 LOG = logging.getLogger("imnm.service")
 SERVICE_ID = "imnm-patient-view"
@@ -50,6 +58,9 @@ PREFETCH = {
 }
 REPORT_TTL_SECONDS = 3600
 REPORT_CAPACITY = 1000
+REPORT_LINK_SECONDS = 600
+"""How long a card's link to the full report opens it (operational): long enough to read the
+card and click, short enough that a link copied out of the EHR soon stops working."""
 
 FhirFetcher = Callable[[str, str, str | None], Any]
 
@@ -103,13 +114,32 @@ def _problems(exc: InputError) -> list[dict[str, str]]:
     return [{"field": p.field, "expected": p.expected} for p in exc.problems]
 
 
+def _needs_token(method: str, path: str) -> bool:
+    return path == "/assess" or path == "/cds-services" or path.startswith("/cds-services/")
+
+
 def create_app(verifier: TokenVerifier | None = None, *, development: bool = False,
                fetch_fhir: FhirFetcher = _fetch_fhir, registry: Any = None,
-               web_secret: str | None = None) -> FastAPI:
-    """The service. Without ``verifier`` it refuses to start unless ``development`` is set."""
+               base_url: str | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               link_secret: str | None = None) -> FastAPI:
+    """The service. Without ``verifier`` it refuses to start unless ``development`` is set.
+
+    ``base_url`` is the URL clients call (``https://imnm.example.org``): tokens must name it
+    (plus the path) as their audience, cards link to it, and the clinic checks that forms are
+    posted from it. It is required with a ``verifier``: the request's Host header is never
+    trusted for it.
+    """
     if verifier is None and not development:
         raise ValueError("create_app: give a TokenVerifier, or development=True to run "
                          "without authentication")
+    if verifier is not None and not base_url:
+        raise ValueError("create_app: give base_url, the URL clients call (tokens' audience "
+                         "is built from it, never from the Host header)")
+    if base_url and not base_url.startswith(("https://", "http://")):
+        raise ValueError(f"create_app: base_url: got {base_url!r}; expected an http(s) URL")
+    own_base = base_url.rstrip("/") if base_url else None
+    link_key = (link_secret or secrets.token_hex(32)).encode()
     knowledge = load_knowledge()
     reports = Reports()
     feedback_counts: dict[str, int] = {"accepted": 0, "overridden": 0}
@@ -119,19 +149,17 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
     if development:
         LOG.warning("imnm service in DEVELOPMENT MODE: no authentication. Never expose it.")
 
-    def authenticate(request: Request) -> None:
-        if verifier is None:
-            return
-        audience = str(request.url).split("?", 1)[0]
-        try:
-            verifier.verify(request.headers.get("authorization"), audience)
-        except Unauthorized as exc:
-            LOG.info("refused a request to %s: %s", request.url.path, exc.reason)
-            raise
+    def authenticate(path: str, headers: dict[str, str]) -> dict[str, Any]:
+        assert verifier is not None and own_base is not None  # noqa: S101 - checked above
+        return verifier.verify(headers.get("authorization"), own_base + path)
 
-    @app.exception_handler(Unauthorized)
-    async def _unauthorized(_request: Request, _exc: Unauthorized) -> Response:
-        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    def sign(key: str, user: str, expires: int) -> str:
+        return hmac.new(link_key, f"{key}|{user}|{expires}".encode(), hashlib.sha256
+                        ).hexdigest()
+
+    app.add_middleware(Guard, max_body_bytes=max_body_bytes,
+                       needs_token=_needs_token,
+                       authenticate=authenticate if verifier is not None else None)
 
     @app.exception_handler(InputError)
     async def _bad_input(_request: Request, exc: InputError) -> JSONResponse:
@@ -144,10 +172,8 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
             for e in exc.errors()]})
 
     @app.post("/assess", summary="Assess one child (patient JSON or FHIR R4 Bundle)")
-    def post_assess(request: Request,
-                    body: Annotated[dict[str, Any], Body(description="A patient file or a "
+    def post_assess(body: Annotated[dict[str, Any], Body(description="A patient file or a "
                                                          "FHIR R4 Bundle.")]) -> JSONResponse:
-        authenticate(request)
         report = None
         if is_bundle(body):
             patient, report = from_bundle(body)
@@ -167,8 +193,7 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
 
     @app.get("/cds-services", response_model=Discovery, response_model_exclude_none=True,
              summary="CDS Hooks discovery")
-    def discovery(request: Request) -> Discovery:
-        authenticate(request)
+    def discovery() -> Discovery:
         return Discovery(services=[Service(
             hook="patient-view", id=SERVICE_ID, title="imnm: pediatric IMNM",
             description="Flags children with an unconfirmed muscular-dystrophy label and a "
@@ -179,7 +204,6 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
               response_model_exclude_none=True, summary="CDS Hooks patient-view service",
               responses={412: {"description": "No prefetch and no FHIR server to call"}})
     def patient_view(request: Request, call: HookRequest) -> Any:
-        authenticate(request)
         if call.hook != "patient-view":
             raise InputError([Problem("hook", "", "patient-view")])
         try:
@@ -222,31 +246,45 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
         # not require it (parameter suspicion_require_proximal_weakness).
         result = assess(patient, parameters={"suspicion_require_proximal_weakness": False})
         key = reports.put(render_markdown(result))
-        base = str(request.base_url).rstrip("/")
+        base = own_base or str(request.base_url).rstrip("/")
+        expires = int(time.time()) + REPORT_LINK_SECONDS
+        link = (f"{base}/reports/{key}?" + urlencode({
+            "user": context.userId, "expires": expires,
+            "signature": sign(key, context.userId, expires)}))
         return CardsResponse(cards=cards_for(
             result, knowledge, patient_ref=f"Patient/{context.patientId}",
-            report_url=f"{base}/reports/{key}", missing_inputs=missing,
-            unreadable_inputs=unreadable))
+            report_url=link, missing_inputs=missing, unreadable_inputs=unreadable))
 
     @app.post(f"/cds-services/{SERVICE_ID}/feedback", summary="CDS Hooks feedback")
-    def feedback(request: Request, body: Feedback) -> dict[str, Any]:
-        authenticate(request)
+    def feedback(body: Feedback) -> dict[str, Any]:
         for item in body.feedback:
             feedback_counts[item.outcome] += 1
         return {}
 
     @app.get("/reports/{key}", response_class=PlainTextResponse,
-             summary="A full assessment linked from a card (Markdown, expires after an hour)",
-             responses={404: {"description": "Unknown or expired report"}})
-    def get_report(key: str) -> PlainTextResponse:
+             summary="A full assessment linked from a card (Markdown). The link is signed, "
+                     "names the user it was issued to and expires after "
+                     f"{REPORT_LINK_SECONDS} s.",
+             responses={403: {"description": "Unsigned, altered or expired link"},
+                        404: {"description": "Unknown or expired report"}})
+    def get_report(key: str, user: Annotated[str, Query(max_length=200)] = "",
+                   expires: Annotated[int, Query()] = 0,
+                   signature: Annotated[str, Query(max_length=128)] = "") -> PlainTextResponse:
+        if not hmac.compare_digest(signature.encode(), sign(key, user, expires).encode()):
+            LOG.warning("refused a report link: bad signature")
+            return PlainTextResponse("this link is not valid", status_code=403)
+        if expires < time.time():
+            return PlainTextResponse("this link has expired: open the card again",
+                                     status_code=403)
         text = reports.get(key)
         if text is None:
             return PlainTextResponse("not found", status_code=404)
+        LOG.info("report opened by a link issued to %s", user)
         return PlainTextResponse(text, media_type="text/markdown")
 
     app.state.feedback_counts = feedback_counts
     if registry is not None:
         from imnm.service.web import mount_web
 
-        mount_web(app, registry, web_secret)
+        mount_web(app, registry, base_url=own_base)
     return app

@@ -2,9 +2,15 @@
 
 As the CDS Hooks 2.0 specification asks: the token's header names ``alg`` (RS384 or ES384 only;
 ``none`` and HMAC are refused) and ``kid``; the key is looked up in the issuer's JWKS; ``aud``
-must be the exact URL called; ``exp``, ``iat`` and ``jti`` are required; a ``jti`` seen before
-is a replay and refused. Any failure is a bare 401: the reason goes to the server log as a
-category only, never with the token or patient data.
+must be the exact URL called (built from the service's configured base URL, never from the
+request's Host header); ``exp``, ``iat`` and ``jti`` are required; a ``jti`` seen before is a
+replay and refused. Any failure is a bare 401: the reason goes to the server log as a category
+only, never with the token or patient data.
+
+A JWKS given by URL or file is cached for :data:`JWKS_TTL_SECONDS`, fetched again once when a
+token names a ``kid`` it does not hold (key rotation), and never fetched more often than every
+:data:`JWKS_MIN_REFETCH_SECONDS` per issuer, whatever tokens arrive. When an issuer's keys
+cannot be had at all, :class:`KeysUnavailable` (the service answers 503).
 """
 
 from __future__ import annotations
@@ -25,6 +31,12 @@ LOG = logging.getLogger("imnm.service.security")
 ALLOWED_ALGORITHMS = ("RS384", "ES384")
 LEEWAY_SECONDS = 60  # clock skew tolerated between client and service (heuristic)
 MAX_TOKEN_AGE_SECONDS = 600  # iat older than this is refused (the spec suggests short-lived)
+JWKS_TTL_SECONDS = 3600.0
+"""How long fetched keys are used before they are fetched again (operational; an issuer's
+Cache-Control is not consulted)."""
+JWKS_MIN_REFETCH_SECONDS = 30.0
+"""At most one fetch per issuer in this interval: an unknown kid or an unreachable issuer can
+not make the service hammer the issuer (operational)."""
 
 
 class Unauthorized(Exception):
@@ -57,6 +69,14 @@ class ReplayCache:
             return True
 
 
+class KeysUnavailable(Exception):
+    """No key of the issuer could be had (unreachable JWKS URL, unreadable JWKS)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 JwksFetcher = Callable[[str], Mapping[str, Any]]
 
 
@@ -67,6 +87,22 @@ def _fetch_jwks(url: str) -> Mapping[str, Any]:  # pragma: no cover - network
     response.raise_for_status()
     data: Mapping[str, Any] = response.json()
     return data
+
+
+def _keys_of(jwks: object) -> list[Mapping[str, Any]]:
+    """The keys of a JWKS document; ValueError if it is not one."""
+    keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
+    if not isinstance(keys, list) or not all(isinstance(k, Mapping) for k in keys):
+        raise ValueError("not a JWKS: expected an object with a list of keys")
+    return keys
+
+
+@dataclass
+class _CachedKeys:
+    keys: list[Mapping[str, Any]] | None = None
+    fetched_at: float = float("-inf")
+    tried_at: float = float("-inf")
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -80,20 +116,36 @@ class TokenVerifier:
     issuers: Mapping[str, Any]
     fetch: JwksFetcher = _fetch_jwks
     replay: ReplayCache = field(default_factory=ReplayCache)
-    _cache: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+    _cache: dict[str, _CachedKeys] = field(default_factory=dict)
 
-    def _jwks(self, issuer: str) -> Mapping[str, Any]:
+    def _load(self, source: str) -> list[Mapping[str, Any]]:
+        if source.startswith("https://") or source.startswith("http://"):
+            return _keys_of(self.fetch(source))
+        with open(source, encoding="utf-8") as handle:
+            return _keys_of(json.load(handle))
+
+    def _keys(self, issuer: str, kid: str) -> list[Mapping[str, Any]]:
+        """The issuer's keys: cached, refreshed when stale or when ``kid`` is unknown, at most
+        once per :data:`JWKS_MIN_REFETCH_SECONDS`."""
         source = self.issuers[issuer]
         if isinstance(source, Mapping):
-            return source
-        if issuer not in self._cache:
-            text = str(source)
-            if text.startswith("https://") or text.startswith("http://"):
-                self._cache[issuer] = self.fetch(text)
-            else:
-                with open(text, encoding="utf-8") as handle:
-                    self._cache[issuer] = json.load(handle)
-        return self._cache[issuer]
+            return _keys_of(source)
+        entry = self._cache.setdefault(issuer, _CachedKeys())
+        with entry.lock:
+            now = self.clock()
+            fresh = entry.keys is not None and now - entry.fetched_at < JWKS_TTL_SECONDS
+            known = entry.keys is not None and any(k.get("kid") == kid for k in entry.keys)
+            if not (fresh and known) and now - entry.tried_at >= JWKS_MIN_REFETCH_SECONDS:
+                entry.tried_at = now
+                try:
+                    entry.keys, entry.fetched_at = self._load(str(source)), now
+                except Exception as exc:
+                    LOG.warning("could not fetch the keys of issuer %s: %s", issuer,
+                                type(exc).__name__)
+            if entry.keys is None:
+                raise KeysUnavailable("issuer keys unavailable")
+            return entry.keys  # stale keys serve until a fetch succeeds
 
     def verify(self, authorization: str | None, audience: str) -> dict[str, Any]:
         """The token's claims, or :class:`Unauthorized`."""
@@ -113,14 +165,11 @@ class TokenVerifier:
         issuer = unverified.get("iss")
         if not isinstance(issuer, str) or issuer not in self.issuers:
             raise Unauthorized("issuer not allowed")
-        try:
-            keys = [k for k in self._jwks(issuer).get("keys", []) if k.get("kid") == kid]
-        except (OSError, ValueError):
-            raise Unauthorized("issuer keys unavailable") from None
+        keys = [k for k in self._keys(issuer, str(kid)) if k.get("kid") == kid]
         if not keys:
             raise Unauthorized("unknown kid")
         try:
-            key = PyJWK(keys[0], algorithm=header["alg"])
+            key = PyJWK(dict(keys[0]), algorithm=header["alg"])
             claims: dict[str, Any] = jwt.decode(
                 token, key=key.key, algorithms=[header["alg"]], audience=audience,
                 issuer=issuer, leeway=LEEWAY_SECONDS,

@@ -1,45 +1,101 @@
 """The clinic's web pages, server-rendered: log in, enter or upload a child, see the assessment,
 the plan with doses and the course chart, add visits, download a PDF report.
 
-Clinicians read and write; researchers read de-identified records only. The session is a
-signed cookie (HMAC-SHA256 with the server's secret) holding the username and an expiry.
+Clinicians read and write; researchers read de-identified records only.
+
+Security, as SECURITY.md promises:
+
+- The session cookie holds a random token; the session lives in the registry (so logging out
+  ends it everywhere, for every worker) and expires after :data:`SESSION_SECONDS`. The cookie
+  is HttpOnly, SameSite=Strict, and Secure when the service's base URL is https.
+- Every state-changing request (POST) must come from the service's own origin (the Origin
+  header, when the browser sends one) and carry the session's CSRF token; the login form carries
+  a login-CSRF token of its own (double-submit cookie). Logout is a POST.
+- Logins are limited per account (lockout in the registry) and per address
+  (:data:`ADDRESS_FAILURES` wrong logins in :data:`ADDRESS_WINDOW_SECONDS`).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import io
-import json
+import logging
 import secrets
+import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from imnm.assessment import Assessment, assess
 from imnm.errors import InputError, Problem
 from imnm.fhir import is_bundle
+from imnm.jsonio import parse_json
 from imnm.knowledge import load_knowledge
 from imnm.patient import Antibody, Patient, Visit, load_patient
-from imnm.registry import Account, Forbidden, Registry, RegistryError
+from imnm.patient.reading import _problem_from_pydantic
+from imnm.registry import (
+    LOCK_AFTER_FAILURES,
+    LOCK_SECONDS,
+    Account,
+    Forbidden,
+    Registry,
+    RegistryError,
+)
 from imnm.report.text import outline
 from imnm.report.treatment import render_plan
 from imnm.rules.treatment import build_plan
 
+LOG = logging.getLogger("imnm.service.web")
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 COOKIE = "imnm_session"
+LOGIN_COOKIE = "imnm_login"
 SESSION_SECONDS = 8 * 3600
+"""A working day; operational."""
+ADDRESS_FAILURES = 20
+"""Wrong logins from one address that make it wait (operational)."""
+ADDRESS_WINDOW_SECONDS = 15 * 60
+"""The window those failures are counted in, and the wait."""
 TRI = {"yes": True, "no": False}
 
 
-def _sign(secret: bytes, text: str) -> str:
-    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
+class Throttle:
+    """Failures per key (a client address) in a sliding window, in this process."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        while times and times[0] < now - self.window:
+            times.popleft()
+        return times
+
+    def blocked(self, key: str) -> bool:
+        with self._lock:
+            return len(self._recent(key, time.time())) >= self.limit
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            now = time.time()
+            self._recent(key, now).append(now)
+            if len(self._failures) > 100_000:  # bounded: forget the quietest addresses
+                for stale in [k for k, v in self._failures.items() if not v][:50_000]:
+                    del self._failures[stale]
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def _number(value: str) -> float | None:
@@ -115,6 +171,10 @@ def form_to_patient(form: dict[str, str]) -> dict[str, Any]:
     return data
 
 
+def _visit_problems(exc: ValidationError) -> list[Problem]:
+    return [_problem_from_pydantic(e) for e in exc.errors(include_url=False)]
+
+
 def _chart(patient: Patient) -> bytes | None:
     if not patient.visits and not patient.treatments:
         return None
@@ -142,30 +202,58 @@ def _view(patient: Patient, result: Assessment) -> dict[str, Any]:
             "test_flag": result.suspicion.test_for_imnm_antibodies}
 
 
-def mount_web(app: FastAPI, registry: Registry, secret: str | None = None) -> None:
-    """Add the web pages to ``app``."""
-    key = (secret or secrets.token_hex(32)).encode()
+def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) -> None:
+    """Add the web pages to ``app``. ``base_url`` is the origin forms must come from (by
+    default the request's own); an https one makes the cookies Secure."""
     router = APIRouter(include_in_schema=False)
+    secure = bool(base_url and base_url.startswith("https://"))
+    throttle = Throttle(ADDRESS_FAILURES, ADDRESS_WINDOW_SECONDS)
+
+    def origin_of(request: Request) -> str:
+        if base_url:
+            parts = urlsplit(base_url)
+            return f"{parts.scheme}://{parts.netloc}"
+        return f"{request.url.scheme}://{request.url.netloc}"
+
+    def current(request: Request) -> tuple[Account, str] | None:
+        return registry.session(request.cookies.get(COOKIE, ""))
 
     def account(request: Request) -> Account | None:
-        raw = request.cookies.get(COOKIE, "")
-        try:
-            username, role, expiry, signature = raw.split("|")
-        except ValueError:
-            return None
-        if not hmac.compare_digest(signature, _sign(key, f"{username}|{role}|{expiry}")):
-            return None
-        if int(expiry) < time.time():
-            return None
-        return Account(username, role)  # type: ignore[arg-type]
+        found = current(request)
+        return found[0] if found else None
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(request, name, {"user": account(request), **context},
-                                          status_code=status)
+        found = current(request)
+        return TEMPLATES.TemplateResponse(request, name, {
+            "user": found[0] if found else None, "csrf": found[1] if found else "",
+            **context}, status_code=status)
 
     def login_required(request: Request) -> Account | RedirectResponse:
         user = account(request)
         return user if user is not None else RedirectResponse("/login", status_code=303)
+
+    def cross_site(request: Request) -> bool:
+        origin = request.headers.get("origin")
+        return origin is not None and origin != origin_of(request)
+
+    async def checked_form(request: Request) -> tuple[Account, Any] | Response:
+        """The form of a state-changing request from a logged-in user, or the refusal: not
+        logged in, from another origin, or without the session's CSRF token."""
+        found = current(request)
+        if found is None:
+            return RedirectResponse("/login", status_code=303)
+        if cross_site(request):
+            LOG.warning("refused a cross-origin POST to %s", request.url.path)
+            return page(request, "error.html", 403, message="Refused: this form was not sent "
+                        "from this site.")
+        form = await request.form()
+        if not _same(str(form.get("csrf", "")), found[1]):
+            await form.close()
+            LOG.warning("refused a POST to %s without the session's CSRF token",
+                        request.url.path)
+            return page(request, "error.html", 403, message="Refused: the form has expired "
+                        "or was not sent from this site. Go back, reload and send it again.")
+        return found[0], form
 
     def lookup(user: Account, key_: str) -> str:
         if user.role == "clinician":
@@ -179,25 +267,53 @@ def mount_web(app: FastAPI, registry: Registry, secret: str | None = None) -> No
     def home(request: Request) -> Response:
         return RedirectResponse("/patients" if account(request) else "/login", status_code=303)
 
+    def login_page(request: Request, status: int = 200, error: str | None = None
+                   ) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = page(request, "login.html", status, login_csrf=token, error=error)
+        response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
+                            secure=secure, max_age=3600)
+        return response
+
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:
-        return page(request, "login.html")
+        return login_page(request)
 
     @router.post("/login")
     async def login(request: Request) -> Response:
+        address = request.client.host if request.client else "?"
         form = await request.form()
-        user = registry.login(str(form.get("username", "")), str(form.get("password", "")))
+        expected = request.cookies.get(LOGIN_COOKIE, "")
+        if cross_site(request) or not expected or not _same(str(form.get("csrf", "")),
+                                                            expected):
+            LOG.warning("refused a login form not sent from this site")
+            return login_page(request, 403, "The login form has expired or was not sent from "
+                              "this site: try again.")
+        if throttle.blocked(address):
+            LOG.warning("refused a login from %s: too many failures", address)
+            return login_page(request, 429, "Too many failed logins from this address: wait "
+                              f"{ADDRESS_WINDOW_SECONDS // 60} minutes.")
+        username = str(form.get("username", ""))[:64]
+        user = registry.login(username, str(form.get("password", ""))[:1024])
         if user is None:
-            return page(request, "login.html", 401, error="Unknown user or wrong password.")
-        expiry = str(int(time.time()) + SESSION_SECONDS)
-        value = f"{user.username}|{user.role}|{expiry}"
+            throttle.failed(address)
+            LOG.warning("failed login from %s", address)
+            return login_page(request, 401, "Unknown user or wrong password (after "
+                              f"{LOCK_AFTER_FAILURES} failures an account waits "
+                              f"{LOCK_SECONDS // 60} minutes).")
+        token, _csrf = registry.open_session(user, SESSION_SECONDS)
         response = RedirectResponse("/patients", status_code=303)
-        response.set_cookie(COOKIE, f"{value}|{_sign(key, value)}", httponly=True,
-                            samesite="strict", max_age=SESSION_SECONDS)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure,
+                            max_age=SESSION_SECONDS)
+        response.delete_cookie(LOGIN_COOKIE)
         return response
 
-    @router.get("/logout")
-    def logout() -> Response:
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        checked = await checked_form(request)
+        if isinstance(checked, Response):
+            return checked
+        registry.close_session(request.cookies.get(COOKIE, ""))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
@@ -227,10 +343,11 @@ def mount_web(app: FastAPI, registry: Registry, secret: str | None = None) -> No
 
     @router.post("/patients/new", response_class=HTMLResponse)
     async def create_patient(request: Request) -> Response:
-        user = login_required(request)
-        if isinstance(user, RedirectResponse):
-            return user
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        checked = await checked_form(request)
+        if isinstance(checked, Response):
+            return checked
+        user = checked[0]
+        form = {k: str(v) for k, v in checked[1].items() if k != "csrf"}
         try:
             patient = load_patient(form_to_patient(form))
             registry.save_patient(patient, user)
@@ -243,25 +360,21 @@ def mount_web(app: FastAPI, registry: Registry, secret: str | None = None) -> No
 
     @router.post("/patients/upload", response_class=HTMLResponse)
     async def upload(request: Request) -> Response:
-        user = login_required(request)
-        if isinstance(user, RedirectResponse):
-            return user
-        form = await request.form()
+        checked = await checked_form(request)
+        if isinstance(checked, Response):
+            return checked
+        user, form = checked
         file = form.get("file")
         raw = await file.read() if isinstance(file, StarletteUpload) else b""
         await form.close()  # the upload's temporary file, closed at once
         try:
-            data = json.loads(raw)
+            data = parse_json(raw, "(uploaded file)")
             if is_bundle(data):
                 record_id, _ = registry.import_bundle(data, user)
             else:
                 patient = load_patient(data)
                 registry.save_patient(patient, user)
                 record_id = patient.id
-        except json.JSONDecodeError as exc:
-            problems = [Problem("(file)", "(malformed JSON)", f"valid JSON: {exc.msg}")]
-            return page(request, "form.html", 422, values={}, problems=problems,
-                        antibodies=list(Antibody))
         except InputError as exc:
             return page(request, "form.html", 422, values={}, problems=exc.problems,
                         antibodies=list(Antibody))
@@ -284,10 +397,11 @@ def mount_web(app: FastAPI, registry: Registry, secret: str | None = None) -> No
 
     @router.post("/patients/{key_}/visits", response_class=HTMLResponse)
     async def add_visit(request: Request, key_: str) -> Response:
-        user = login_required(request)
-        if isinstance(user, RedirectResponse):
-            return user
-        form = {k: str(v).strip() for k, v in (await request.form()).items()}
+        checked = await checked_form(request)
+        if isinstance(checked, Response):
+            return checked
+        user = checked[0]
+        form = {k: str(v).strip() for k, v in checked[1].items()}
         visit: dict[str, Any] = {k: form[k] for k in ("date", "mmt8", "cmas", "mrc_proximal",
                                                        "mrs", "chaq") if form.get(k)}
         if form.get("ck_value"):
@@ -298,8 +412,13 @@ def mount_web(app: FastAPI, registry: Registry, secret: str | None = None) -> No
             registry.add_visit(lookup(user, key_), Visit.model_validate(visit), user)
         except Forbidden:
             return page(request, "error.html", 403, message="Researchers cannot add visits.")
-        except (InputError, ValueError) as exc:
-            message = str(exc).splitlines()[0][:300]
+        except RegistryError:
+            return page(request, "error.html", 404, message="No such record.")
+        except ValidationError as exc:
+            message = "; ".join(str(p) for p in _visit_problems(exc))
+            return page(request, "error.html", 422, message=f"Visit not saved: {message}")
+        except InputError as exc:
+            message = "; ".join(str(p) for p in exc.problems)[:500]
             return page(request, "error.html", 422, message=f"Visit not saved: {message}")
         return RedirectResponse(f"/patients/{key_}", status_code=303)
 
@@ -308,7 +427,10 @@ def mount_web(app: FastAPI, registry: Registry, secret: str | None = None) -> No
         user = login_required(request)
         if isinstance(user, RedirectResponse):
             return user
-        image = _chart(registry.patient(lookup(user, key_), user))
+        try:
+            image = _chart(registry.patient(lookup(user, key_), user))
+        except RegistryError:
+            return Response(status_code=404)
         if image is None:
             return Response(status_code=404)
         return Response(image, media_type="image/png")
@@ -320,7 +442,10 @@ def mount_web(app: FastAPI, registry: Registry, secret: str | None = None) -> No
             return user
         from weasyprint import HTML
 
-        patient = registry.patient(lookup(user, key_), user)
+        try:
+            patient = registry.patient(lookup(user, key_), user)
+        except RegistryError:
+            return page(request, "error.html", 404, message="No such record.")
         result = assess(patient)
         image = _chart(patient)
         html = TEMPLATES.get_template("report.html").render(
