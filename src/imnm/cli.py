@@ -219,7 +219,12 @@ def evidence_summary(
     from imnm.evidence.summary import summarise
     from imnm.evidence.table import load_table
 
-    records = cases(store or default_store()) if with_cases else []
+    where = store or default_store()
+    try:
+        records = cases(where) if with_cases else []
+    except InputError as exc:
+        _report(str(where), exc.problems)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     result = summarise(load_table(), records, include_cases=with_cases)
     if fmt is Format.json:
         typer.echo(result.model_dump_json(indent=2))
@@ -307,7 +312,14 @@ def evidence_add(
     except InputError as exc:
         _report(str(file), exc.problems)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    path, written = add_literature(record, store or default_store())
+    try:
+        path, written = add_literature(record, store or default_store())
+    except InputError as exc:
+        _report(str(store or default_store()), exc.problems)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except OSError as exc:
+        typer.echo(f"imnm evidence add: --store: cannot write there ({exc.strerror})", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     typer.echo(f"{'added' if written else 'already present, unchanged'}: {record.id} "
                f"({record.title}; {record.date or 'no date'}) -> {path}")
 
@@ -323,6 +335,8 @@ def evidence_add_case(
     store: StoreOption = None,
 ) -> None:
     """Add one published child as a patient-level case record linked to its paper."""
+    from pydantic import ValidationError
+
     from imnm.evidence.records import CaseRecord, add_case, default_store
 
     patient = _load_one(file)
@@ -332,6 +346,14 @@ def evidence_add_case(
                                             patient=patient), store or default_store())
     except InputError as exc:
         _report(str(file), exc.problems)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except ValidationError:
+        typer.echo(f"imnm evidence add-case: --literature: got {literature_id[:80]!r}; expected "
+                   "a literature id as `imnm evidence add` printed (doi_...)", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except OSError as exc:
+        typer.echo(f"imnm evidence add-case: --store: cannot write there ({exc.strerror})",
+                   err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     typer.echo(f"{'added' if written else 'already present, unchanged'}: {patient.id} -> {path}")
 
@@ -377,6 +399,26 @@ class EngineName(StrEnum):
 
     duckdb = "duckdb"
     spark = "spark"
+
+
+def _unwritable(path: Path | None) -> str | None:
+    """Why a file cannot be written at ``path`` (None when it can, or no path was given):
+    checked by creating and removing a file beside it."""
+    import os
+    import tempfile
+
+    if path is None:
+        return None
+    if path.is_dir():
+        return "expected a file name, not a folder"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"expected a file imnm may write ({exc.strerror or type(exc).__name__})"
+    return None
 
 
 @app.command()
@@ -430,6 +472,11 @@ def screen(
     except ValueError:
         typer.echo(f"imnm screen: --as-of: got {as_of!r}; expected a date YYYY-MM-DD", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    for option, target in (("--out", out), ("--aggregate", aggregate), ("--report", report)):
+        problem = _unwritable(target)
+        if problem:  # said before a long run, not after it
+            typer.echo(f"imnm screen: {option}: got {str(target)!r}; {problem}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
     console = Console(stderr=True)
 
     def step(label: str) -> object:

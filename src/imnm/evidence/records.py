@@ -16,7 +16,7 @@ import re
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -24,6 +24,7 @@ from imnm.errors import InputError, Problem, shorten
 from imnm.patient import Patient, load_patient
 
 _DOI = re.compile(r"^10\.\d{4,9}/\S+$")
+_RECORD_ID = r"^doi_[a-z0-9_]{1,200}$"  # what record_id() makes: safe as a file name
 _POSTER_CODE = re.compile(r"^\d+P(?=[A-Z])")  # e.g. "20PRituximab ..." in conference exports
 
 
@@ -32,7 +33,7 @@ class LiteratureRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(description="Stable id derived from the DOI.")
+    id: str = Field(description="Stable id derived from the DOI.", pattern=_RECORD_ID)
     title: str
     title_as_exported: str
     authors: tuple[str, ...]
@@ -57,10 +58,13 @@ class CaseRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    literature_id: str
+    literature_id: str = Field(pattern=_RECORD_ID)
     initial_diagnosis: str | None = Field(
         None, description="The first diagnosis the child was given, as published.")
     patient: Patient
+
+
+_Stored = TypeVar("_Stored", LiteratureRecord, CaseRecord)
 
 
 def record_id(doi: str) -> str:
@@ -119,6 +123,32 @@ def parse_export(text: str) -> LiteratureRecord:
                                   e["msg"]) for e in exc.errors(include_url=False)]) from None
 
 
+def check_store(store: Path) -> Path:
+    """``store`` if it can be a store folder (absent, or a folder); else InputError."""
+    if store.exists() and not store.is_dir():
+        raise InputError([Problem("--store", shorten(str(store)),
+                                  "a folder (or a path where one can be made), not a file")])
+    return store
+
+
+def _inside(store: Path, path: Path) -> Path:
+    """``path``, refused if it would leave ``store`` (defence in depth behind the id check)."""
+    if not path.resolve().is_relative_to(store.resolve()):
+        raise InputError([Problem("(record id)", shorten(path.name),
+                                  "a record id that names a file inside the store")])
+    return path
+
+
+def _read_stored(model: type[_Stored], path: Path) -> _Stored:
+    """A record from the store; a file that is not one is an InputError naming it."""
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError([Problem(str(path), f"({type(exc).__name__})",
+                                  f"a {model.__name__} as imnm wrote it; move the file away "
+                                  "or add the record again")]) from None
+
+
 def default_store() -> Path:
     """Where added records live: ``$IMNM_EVIDENCE_DIR`` or ``~/.local/share/imnm/evidence``."""
     env = os.environ.get("IMNM_EVIDENCE_DIR")
@@ -141,7 +171,8 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def add_literature(record: LiteratureRecord, store: Path) -> tuple[Path, bool]:
     """Store ``record``; returns its path and whether anything was written."""
-    path = store / "literature" / f"{record.id}.json"
+    check_store(store)
+    path = _inside(store, store / "literature" / f"{record.id}.json")
     text = record.model_dump_json(indent=2) + "\n"
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return path, False
@@ -151,12 +182,13 @@ def add_literature(record: LiteratureRecord, store: Path) -> tuple[Path, bool]:
 
 def add_case(case: CaseRecord, store: Path) -> tuple[Path, bool]:
     """Store a case record; its literature record must be shipped or stored already."""
+    check_store(store)
     known = {r.id for r in literature(store)}
     if case.literature_id not in known:
         raise InputError([Problem("literature_id", shorten(case.literature_id),
                                   "the id of a literature record added first "
                                   "(`imnm evidence add`)")])
-    path = store / "cases" / f"{case.literature_id}__{case.patient.id}.json"
+    path = _inside(store, store / "cases" / f"{case.literature_id}__{case.patient.id}.json")
     text = case.model_dump_json(indent=2, exclude_none=False) + "\n"
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return path, False
@@ -173,9 +205,11 @@ def _shipped() -> dict[str, Any]:
 def literature(store: Path | None = None) -> list[LiteratureRecord]:
     """Shipped literature records, then those in ``store``."""
     records = [LiteratureRecord.model_validate(_shipped()["literature"])]
+    if store is not None:
+        check_store(store)
     if store is not None and (store / "literature").is_dir():
-        for path in sorted((store / "literature").glob("*.json")):
-            records.append(LiteratureRecord.model_validate_json(path.read_text("utf-8")))
+        for path in sorted(check_store(store).joinpath("literature").glob("*.json")):
+            records.append(_read_stored(LiteratureRecord, path))
     return records
 
 
@@ -186,7 +220,9 @@ def cases(store: Path | None = None) -> list[CaseRecord]:
                       initial_diagnosis=c.get("initial_diagnosis"),
                       patient=load_patient(c["patient"]))
            for c in shipped["cases"]]
+    if store is not None:
+        check_store(store)
     if store is not None and (store / "cases").is_dir():
-        for path in sorted((store / "cases").glob("*.json")):
-            out.append(CaseRecord.model_validate_json(path.read_text("utf-8")))
+        for path in sorted(check_store(store).joinpath("cases").glob("*.json")):
+            out.append(_read_stored(CaseRecord, path))
     return out

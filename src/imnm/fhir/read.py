@@ -69,9 +69,9 @@ _LIST_FACTS = {"mri.oedema_regions", "mri.fatty_replacement_regions",
 
 def _value(resource: Mapping[str, Any]) -> Any:
     for key in ("valueBoolean", "valueInteger", "valueString", "valueDateTime"):
-        if key in resource:
+        if resource.get(key) is not None:  # a null value is no value (FHIR has no nulls)
             value = resource[key]
-            return value[:10] if key == "valueDateTime" else value
+            return value[:10] if key == "valueDateTime" and isinstance(value, str) else value
     if "valueQuantity" in resource:
         return (resource["valueQuantity"] or {}).get("value")
     return None

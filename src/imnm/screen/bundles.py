@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from imnm.fhir import resources_of
+from imnm.jsonio import depth_problem
 from imnm.screen.engines import InputUnusable, _fhir_files
 
 
@@ -45,16 +46,22 @@ def bundles_as_ndjson(directory: Path, skipped: list[str] | None = None) -> Iter
             for path in _bundle_files(directory):
                 try:
                     bundle = _load(path)
-                except (OSError, ValueError) as exc:
+                except (OSError, ValueError, EOFError, RecursionError) as exc:
                     raise InputUnusable(f"--fhir: {Path(path).name}: not readable JSON "
                                         f"({type(exc).__name__})") from None
+                too_deep = depth_problem(bundle)
+                if too_deep is not None:
+                    raise InputUnusable(f"--fhir: {Path(path).name}: {too_deep.expected}")
                 if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
                     if skipped is not None:
                         skipped.append(Path(path).name)
                     continue
                 for resource in resources_of(bundle):
-                    kind = str(resource.get("resourceType") or "")
-                    if not kind.isalpha():
+                    kind = resource.get("resourceType")
+                    if not isinstance(kind, str) or not kind.isalpha():
+                        if skipped is not None:
+                            skipped.append(f"{Path(path).name} (an entry without a resource "
+                                           "type)")
                         continue
                     if kind not in handles:
                         handles[kind] = open(Path(tmp) / f"{kind}.ndjson", "w",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
@@ -288,8 +289,9 @@ def run_screen(
                                         "cannot run without it")
                 missing, notes = [], []
                 if not_bundles:
-                    notes.append(f"{len(not_bundles)} JSON file(s) are not FHIR Bundles and "
-                                 f"were not read: {', '.join(not_bundles[:5])}"
+                    notes.append(f"{len(not_bundles)} JSON file(s) or entries are not FHIR "
+                                 "Bundles or resources and were not read: "
+                                 f"{', '.join(not_bundles[:5])}"
                                  + (" ..." if len(not_bundles) > 5 else ""))
                 for need in FHIR_RESOURCES:
                     if need.resource in present:
@@ -314,10 +316,35 @@ def run_screen(
             notes += _vocabulary_notes(coverage)
         rows = sorted((_row(r) for r in raw), key=lambda r: (r.tier, r.person_id))
         return ScreenResult(eng.name, source, when, rows, population, missing, notes, coverage)
+    except Exception as exc:
+        if not _engine_error(exc):
+            raise
+        raise InputUnusable(f"{location}: {_engine_message(exc)}") from None
     finally:
         stack.close()
         if own:
             eng.close()
+
+
+def _engine_error(exc: BaseException) -> bool:
+    """An error the engine raised about the data it was given (DuckDB, Spark, Py4J)."""
+    return type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb", "pyspark", "py4j")
+
+
+def _engine_message(exc: BaseException) -> str:
+    """The engine's message in one line, with quoted values that are not file paths blanked
+    (a value that failed to convert may be patient data)."""
+    text = str(exc).strip()
+    line = next((part.strip() for part in text.splitlines() if part.strip()), type(exc).__name__)
+    if "Exception" in line and "Caused by" in text:  # Spark: the cause says more
+        line = next(p.strip() for p in text.splitlines() if "Caused by" in p)
+
+    def blank(match: re.Match[str]) -> str:
+        inner = match.group(2)
+        return match.group(0) if "/" in inner or "." in inner[-9:] else f"{match.group(1)}…" \
+            f"{match.group(1)}"
+
+    return re.sub(r"(['\"])(.*?)\1", blank, line)[:300]
 
 
 def _row(raw: dict[str, Any]) -> WorklistRow:
