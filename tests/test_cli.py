@@ -77,3 +77,30 @@ def test_missing_file_is_bad_input() -> None:
     run = imnm("assess", "no-such-file.json")
     assert run.returncode == 2
     assert "no-such-file.json: (file)" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_add_user_reads_the_password_from_stdin_and_checks_the_schema(tmp_path: Path) -> None:
+    from imnm.registry import Registry
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "imnm.cli", *args], input=stdin,
+                              capture_output=True, text=True, check=False, timeout=120)
+
+    db = tmp_path / "registry.db"
+    url = f"sqlite:///{db}"
+    never = cli("registry", "add-user", "--url", url, "dr-lee", "--password-stdin",
+                stdin="long enough password\n")
+    assert never.returncode == 2 and "Traceback" not in never.stderr
+    assert f"run `imnm registry init --url {url}`" in never.stderr
+    assert not db.exists()  # nothing half-made
+    served = cli("serve", "--insecure-development", "--registry", url, "--port", "1")
+    assert served.returncode == 2 and "imnm registry init" in served.stderr
+    assert cli("registry", "init", "--url", url).returncode == 0
+    no_terminal = cli("registry", "add-user", "--url", url, "dr-lee")
+    assert no_terminal.returncode == 2 and "--password-stdin" in no_terminal.stderr
+    added = cli("registry", "add-user", "--url", url, "dr-lee", "--password-stdin",
+                stdin="long enough password\n")
+    assert added.returncode == 0, added.stderr
+    registry = Registry(url)
+    assert registry.login("dr-lee", "long enough password") is not None
+    registry.close()

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from imnm import load_patient
 from imnm.fhir import to_bundle
-from imnm.registry import Account, Forbidden, Registry, migrate
+from imnm.registry import SCHEMA_HEAD, Account, Forbidden, Registry, migrate
 from tests.conftest import EXAMPLES
 
 POSTGRES = os.environ.get("TEST_POSTGRES_URL")
@@ -161,7 +161,7 @@ def test_migrations_are_idempotent(url: str) -> None:
     with engine.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
-    assert version == "0001"
+    assert version == "0002" == SCHEMA_HEAD  # the newest migration, which imnm checks for
 
 
 CONCURRENT_VISITS = """

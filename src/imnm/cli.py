@@ -602,9 +602,12 @@ def serve(
                    "Do not expose this port.", err=True)
     store = None
     if registry is not None:
-        from imnm.registry import Registry, migrate
+        from imnm.registry import Registry, schema_problem
 
-        migrate(registry)
+        problem = schema_problem(registry)
+        if problem:
+            typer.echo(f"imnm serve: --registry: {problem}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
         store = Registry(registry)
     base = (base_url or f"http://{host}:{port}").rstrip("/")
     try:
@@ -645,17 +648,33 @@ def registry_add_user(
     url: RegistryUrl,
     username: Annotated[str, typer.Argument(show_default=False)],
     role: Annotated[str, typer.Option("--role", help="clinician or researcher")] = "clinician",
-    password: Annotated[str, typer.Option("--password", prompt=True, hide_input=True,
-                                          confirmation_prompt=True)] = "",
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from the first line of standard input "
+        "(for scripts); without it, imnm asks for it twice at the terminal.")] = False,
 ) -> None:
     """Add a user who logs in to the web pages."""
-    from imnm.registry import Registry, RegistryError
+    from imnm.registry import Registry, RegistryError, schema_problem
 
+    problem = schema_problem(url)
+    if problem:
+        typer.echo(f"imnm registry add-user: {problem}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        typer.echo("imnm registry add-user: no terminal to ask for the password; give "
+                   "--password-stdin and write it on standard input", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    registry = Registry(url)
     try:
-        Registry(url).create_user(username, password, role)  # type: ignore[arg-type]
+        registry.create_user(username, password, role)  # type: ignore[arg-type]
     except RegistryError as exc:
         typer.echo(f"imnm registry add-user: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    finally:
+        registry.close()
     typer.echo(f"user {username} added ({role})")
 
 

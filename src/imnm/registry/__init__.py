@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import create_engine, delete, event, select
@@ -98,6 +99,36 @@ def migrate(url: str) -> None:
                            str(resources.files("imnm.registry") / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(config, "head")
+
+
+SCHEMA_HEAD = "0002"
+"""The schema revision this version of imnm reads and writes (the newest migration)."""
+
+
+def schema_problem(url: str) -> str | None:
+    """Why the registry at ``url`` cannot be used as it is (no schema, an older or a newer
+    one), naming what to run; None when it is ready. Never creates anything."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return f"no registry database at {url}: run `imnm registry init --url {url}`"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return (f"the database at {url} has no imnm registry schema: run "
+                        f"`imnm registry init --url {url}`")
+            version = connection.execute(text("SELECT version_num FROM alembic_version")
+                                         ).scalar()
+    except SQLAlchemyError as exc:
+        return f"cannot open the registry database ({type(exc).__name__})"
+    finally:
+        engine.dispose()
+    if version != SCHEMA_HEAD:
+        return (f"the registry's schema is revision {version}; this imnm needs {SCHEMA_HEAD}: "
+                f"run `imnm registry init --url {url}` (it upgrades in place)")
+    return None
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
