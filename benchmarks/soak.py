@@ -127,11 +127,12 @@ class Mix:
                              headers={"Origin": "http://evil.example"})
             return r.status_code, {403}
         if kind == "login guess":
-            login = await c.get(f"{self.base}/login")
-            found = re.search(r'name="csrf" value="([^"]+)"', login.text)
-            r = await c.post(f"{self.base}/login", cookies=dict(login.cookies), data={
-                "username": f"nobody-{uuid.uuid4().hex[:8]}", "password": "guess",
-                "csrf": found.group(1) if found else ""})
+            async with httpx.AsyncClient(timeout=60) as guesser:  # its own cookie jar
+                login = await guesser.get(f"{self.base}/login")
+                found = re.search(r'name="csrf" value="([^"]+)"', login.text)
+                r = await guesser.post(f"{self.base}/login", data={
+                    "username": f"nobody-{uuid.uuid4().hex[:8]}", "password": "guess",
+                    "csrf": found.group(1) if found else ""})
             return r.status_code, {401, 429}
         raise ValueError(kind)
 
