@@ -51,7 +51,7 @@ def test_text_report_sections() -> None:
     for heading in ("Could this be IMNM?", "Which subtype?", "What else could it be?",
                     "What to test next", "Red flags and cautions", "Sources"):
         assert f"\n{heading}\n" in run.stdout
-    assert "ENMC 2017: anti_hmgcr_imnm" in run.stdout
+    assert "ENMC 2017: anti-HMGCR IMNM" in run.stdout
     assert "Review the dystrophy label" in run.stdout
 
 

@@ -87,7 +87,7 @@ def test_refractory_after_an_adequate_trial_suggests_ivig_for_anti_hmgcr() -> No
     result = read(course_child(7))
     assert result.refractory is True and str(result.refractory_since) == "2024-08-01"
     finding = next(f for f in result.findings if f.rule_id == "response.refractory")
-    assert "consider ivig (not yet given)" in finding.conclusion
+    assert "consider IVIg (not yet given)" in finding.conclusion
 
 
 def test_not_yet_refractory_before_six_months() -> None:
@@ -194,7 +194,7 @@ def test_course_default_plot_name_and_text(tmp_path: Path) -> None:
     run = imnm("course", str(COURSE_EXAMPLE), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "dang-le-2025-case-1-course-course.png").read_bytes()[:4] == b"\x89PNG"
-    assert "REFRACTORY" in run.stdout and "consider ivig (not yet given)" in run.stdout
+    assert "REFRACTORY" in run.stdout and "consider IVIg (not yet given)" in run.stdout
 
 
 def test_plan_command() -> None:

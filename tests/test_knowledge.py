@@ -166,3 +166,17 @@ def test_patient_model_limits_are_the_cited_scales() -> None:
     # Every pathology feature names a field of the Biopsy model (checked here, not by the
     # loader, which does not import the patient model).
     assert {f.field for f in KB.pathology} <= set(Biopsy.model_fields)
+
+
+def test_every_id_people_read_has_a_human_label(tmp_path: Path) -> None:
+    """Issue 13: every id has one human label, kept with the knowledge; the loader refuses a
+    knowledge base that leaves one out."""
+    assert {KB.label("drug", d.value) for d in Drug} >= {"IVIg", "mycophenolate mofetil"}
+    assert all("_" not in KB.label("drug", d.value) for d in Drug)
+    assert KB.label("enmc_class", "anti_hmgcr_imnm") == "anti-HMGCR IMNM"
+    copy = tmp_path / "data"
+    shutil.copytree(DATA, copy)
+    text = (copy / "labels.toml").read_text(encoding="utf-8")
+    (copy / "labels.toml").write_text(text.replace('ivig = "IVIg"\n', ""), encoding="utf-8")
+    with pytest.raises(KnowledgeError, match=r"labels.toml: drug.ivig"):
+        load_from(copy)

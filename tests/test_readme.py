@@ -59,7 +59,8 @@ def test_quick_start_demo_runs_and_says_how_to_open_the_page(tmp_path) -> None: 
                          capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     assert "screened 2,000 synthetic children on DuckDB" in run.stdout
-    assert "case-series patient 1: ENMC anti_hmgcr_imnm" in run.stdout
+    assert ("case-series patient 1: ENMC 2017 anti-HMGCR IMNM; review the dystrophy label: yes"
+            in run.stdout)
     assert "registry with 11 example children" in run.stdout
     assert "serve --insecure-development --registry sqlite:///" in run.stdout
     assert "browse http://127.0.0.1:8000/ and log in as clinician-" in run.stdout

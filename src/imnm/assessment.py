@@ -62,6 +62,7 @@ class EularOut(_Out):
     juvenile_onset: bool | None
     items: dict[str, bool | None]
     unknown_items: tuple[str, ...]
+    unknown_why: dict[str, str] = {}
     note: str
     source: str = "eular_acr_2017"
 
@@ -199,7 +200,8 @@ def assess(
                 category_if_unknown_present=eular.category_if_unknown_present,
                 probability=round(eular.probability, 3), subgroup=eular.subgroup,
                 juvenile_onset=eular.juvenile, items=eular.items,
-                unknown_items=eular.unknown_items, note=eular.note),
+                unknown_items=eular.unknown_items, unknown_why=eular.unknown_why,
+                note=eular.note),
         ),
         differential={
             s: EvidenceOut(supports=tuple(e.supports), against=tuple(e.against))

@@ -693,6 +693,7 @@ def demo(
     import secrets as secrets_
 
     from imnm.assessment import assess as run
+    from imnm.knowledge import load_knowledge
     from imnm.patient import load_patient
     from imnm.registry import Registry, migrate
     from imnm.screen import synth
@@ -702,14 +703,17 @@ def demo(
     database = folder / "omop.duckdb"
     synth.write_omop(synth.population(patients, 1), database)
     result = run_screen("omop", str(database), as_of=synth.AS_OF)
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts().items()))
+    kb_ = load_knowledge()
+    counts = ", ".join(f"{kb_.label('tier', k)} {v}" for k, v in sorted(result.counts().items()))
     typer.echo(f"1. screened {result.population:,} synthetic children on DuckDB: {counts}")
     example_files = sorted(examples.glob("*.json")) if examples.is_dir() else []
     case = examples / "case-series-2025-patient-1.json"
     if case.exists():
         assessed = run(load_patient(case.read_text(encoding="utf-8")))
-        typer.echo(f"2. case-series patient 1: ENMC {assessed.classification.enmc_2017.cls}; "
-                   f"review the dystrophy label: {assessed.suspicion.review_dystrophy_label}")
+        label = kb_.label("enmc_class", assessed.classification.enmc_2017.cls)
+        review = "yes" if assessed.suspicion.review_dystrophy_label else "no"
+        typer.echo(f"2. case-series patient 1: ENMC 2017 {label}; review the dystrophy label: "
+                   f"{review}")
     url = f"sqlite:///{(folder / 'registry.db').resolve()}"
     migrate(url)
     store = Registry(url)

@@ -51,7 +51,7 @@ from imnm.knowledge._models import (
     Threshold,
     ValueConcept,
 )
-from imnm.vocabulary import Antibody
+from imnm.vocabulary import Antibody, Drug
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -69,7 +69,23 @@ FILES = (
     "parameters.toml",
     "regimens.toml",
     "response.toml",
+    "labels.toml",
 )
+
+# Every id of these kinds must have a human label in labels.toml (the loader checks).
+LABELLED: dict[str, tuple[str, ...]] = {
+    "enmc_class": ("anti_hmgcr_imnm", "anti_srp_imnm", "seronegative_imnm", "not_imnm",
+                   "insufficient_data"),
+    "eular_subgroup": ("juvenile_dermatomyositis", "juvenile_myositis_other_than_jdm",
+                       "dermatomyositis", "inclusion_body_myositis",
+                       "polymyositis_including_imnm"),
+    "differential": ("imnm", "dm", "ass", "ibm", "overlap", "nonspecific", "dystrophy"),
+    "drug": tuple(d.value for d in Drug),
+    "plan_line": ("first", "early", "wean", "second", "refractory"),
+    "tier": ("test_for_antibodies", "review_dystrophy_label", "review_treatment",
+             "not_assessable"),
+    "route": ("oral", "iv", "sc", "im"),
+}
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,7 @@ class Knowledge:
     interpretations: tuple[Interpretation, ...] = ()
     answer_words: tuple[AnswerWord, ...] = ()
     results_version: str = ""
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
     directory: str = ""
     _code_index: dict[tuple[str, str], CodeEntry] = field(default_factory=dict, repr=False)
     _drug_index: dict[str, str] = field(default_factory=dict, repr=False)
@@ -118,6 +135,11 @@ class Knowledge:
     def drug_of_rxcui(self, rxcui: str) -> str | None:
         """The imnm drug concept of an RxNorm ingredient or of a product mapped to one."""
         return self._drug_index.get(rxcui)
+
+    def label(self, kind: str, id_: str) -> str:
+        """The human label of ``id_`` (a kind of labels.toml: enmc_class, drug, tier, ...);
+        an id of no known kind reads with its underscores as spaces."""
+        return self.labels.get(kind, {}).get(id_) or id_.replace("_", " ")
 
     def recommendation(self, rule_id: str) -> Recommendation:
         """The recommendation text and source for ``rule_id``."""
@@ -264,6 +286,23 @@ def _read(directory: Path, name: str, problems: _Collector) -> dict[str, Any]:
     return {}
 
 
+def _labels(raw: dict[str, Any], problems: _Collector) -> dict[str, dict[str, str]]:
+    labels: dict[str, dict[str, str]] = {}
+    for kind, table in raw.items():
+        if not isinstance(table, dict) or not all(
+                isinstance(v, str) and v.strip() for v in table.values()):
+            problems.add("labels.toml", kind, "(not a table of text)",
+                         "a table mapping each id to its label")
+            continue
+        labels[kind] = dict(table)
+    for kind, ids in LABELLED.items():
+        for id_ in ids:
+            if id_ not in labels.get(kind, {}):
+                problems.add("labels.toml", f"{kind}.{id_}", "(missing)",
+                             "a human label for every id of this kind")
+    return labels
+
+
 def _duplicates(file: str, ids: list[str], problems: _Collector) -> None:
     seen: set[str] = set()
     for item in ids:
@@ -362,6 +401,7 @@ def load_from(directory: Path) -> Knowledge:
         interpretations=tuple(interpretations),
         answer_words=tuple(answer_words),
         results_version=str(res.get("version", "")),
+        labels=_labels(raw["labels.toml"], c),
         directory=str(directory),
     )
     _cross_check(knowledge, c)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from imnm.assessment import Assessment
 from imnm.findings import Finding, Kind
+from imnm.knowledge import load_knowledge
 
 _KIND_MARK = {
     Kind.action: "DO",
@@ -75,28 +76,36 @@ def outline(a: Assessment) -> list[tuple[str, list[str]]]:
               for ln in _finding_lines(f)]
     sections.append(("Could this be IMNM?", lines))
 
-    lines = [f"ENMC 2017: {enmc.cls}  [{enmc.source}; {enmc.status.value}]"]
-    lines += [f"  - {r}" for r in enmc.reasons]
+    kb = load_knowledge()
+    lines = [f"ENMC 2017: {kb.label('enmc_class', enmc.cls)}  "
+             f"[{enmc.source}; {enmc.status.value}]"]
+    lines += [f"  {r}" for r in enmc.reasons]
     if enmc.missing:
         lines.append("  missing: " + "; ".join(enmc.missing))
     if enmc.caveats:
         lines.append("  caveats: " + "; ".join(enmc.caveats))
+    category: dict[str, str] = {c.id: c.says for c in kb.eular_categories}
     lines.append(
         f"EULAR/ACR 2017 ({'with' if eular.with_biopsy else 'without'} biopsy): score "
-        f"{eular.score:g} -> {eular.category}; probability ~{eular.probability:.0%} (approximate)"
-        + (f"; subgroup {eular.subgroup}" if eular.subgroup else ""))
+        f"{eular.score:g}, {category[eular.category]}; probability about "
+        f"{eular.probability:.0%} (approximate)"
+        + (f"; subgroup {kb.label('eular_subgroup', eular.subgroup)}" if eular.subgroup
+           else ""))
     if eular.unknown_items:
         lines.append(f"  unknown items could raise it to {eular.max_score_if_unknown_present:g}"
-                     f" ({eular.category_if_unknown_present}): "
-                     + ", ".join(eular.unknown_items))
+                     f" ({category[eular.category_if_unknown_present]}):")
+        lines += [f"  {kb.eular_items[i].says}: unknown because "
+                  f"{eular.unknown_why.get(i, 'not recorded')}" for i in eular.unknown_items]
     lines.append(f"  {eular.note}")
     sections.append(("Which subtype?", lines))
 
     lines = []
     for subgroup, ev in a.differential.items():
         if ev.supports or ev.against:
-            lines.append(f"{subgroup}: for {len(ev.supports)}, against {len(ev.against)}")
-            lines += [f"  + {x}" for x in ev.supports] + [f"  - {x}" for x in ev.against]
+            lines.append(f"{kb.label('differential', subgroup)}: for {len(ev.supports)}, "
+                         f"against {len(ev.against)}")
+            lines += [f"  for: {x}" for x in ev.supports]
+            lines += [f"  against: {x}" for x in ev.against]
     lines += [ln for f in a.findings if f.rule_id.startswith("differential.")
               and f.kind is not Kind.note for ln in _finding_lines(f)]
     sections.append(("What else could it be?", lines or ["no biopsy, antibody or genetic "
@@ -110,8 +119,14 @@ def outline(a: Assessment) -> list[tuple[str, list[str]]]:
              and not f.rule_id.startswith(("suspicion.", "differential."))]
     sections.append(("Red flags and cautions", [ln for f in flags for ln in _finding_lines(f)]
                      or ["none"]))
-    sections.append(("Sources", [f"{k}: {v}" for k, v in a.sources.items()]))
+    sections.append(("Sources", [f"{k}: {v}" + _doi_link(k, v) for k, v in a.sources.items()]))
     return sections
+
+
+def _doi_link(source_id: str, citation: str) -> str:
+    source = load_knowledge().sources.get(source_id)
+    doi = source.doi if source is not None else None
+    return f" https://doi.org/{doi}" if doi and doi not in citation else ""
 
 
 def render_text(a: Assessment) -> str:

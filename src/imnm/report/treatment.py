@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from imnm.dosing import ComputedDose
 from imnm.findings import Finding
+from imnm.knowledge import load_knowledge
 from imnm.report.text import cite as _cite
 from imnm.rules.response import CourseResult
 from imnm.rules.treatment import TreatmentPlan
@@ -14,8 +15,10 @@ def dose_lines(d: ComputedDose) -> list[str]:
     amount = f"{d.low:g}" if d.low == d.high else f"{d.low:g}-{d.high:g}"
     role = {"recommended": "RECOMMENDED for this child: ",
             "alternative": "ALTERNATIVE: "}.get(d.choice or "", "")
-    lines = [f"{role}{d.drug}: {amount} {d.unit} per {d.per}"
-             + (f", {d.route}" if d.route else "") + (f", {d.frequency}" if d.frequency else "")
+    kb = load_knowledge()
+    lines = [f"{role}{kb.label('drug', d.drug)}: {amount} {d.unit} per {d.per}"
+             + (f", {kb.label('route', d.route)}" if d.route else "")
+             + (f", {d.frequency}" if d.frequency else "")
              + (f", for {d.duration}" if d.duration else "") + f"  {_cite(d.source, d.status)}",
              f"    how: {d.calculation}" + (" -> CAPPED" if d.capped else ""),
              f"    cap: {d.cap_note}"
@@ -37,7 +40,9 @@ def _finding(f: Finding) -> str:
 
 def render_plan(plan: TreatmentPlan) -> str:
     """The plan as text."""
-    out = [f"Treatment plan for {plan.patient_id} (ENMC 2017: {plan.enmc_class})",
+    kb = load_knowledge()
+    out = [f"Treatment plan for {plan.patient_id} (ENMC 2017: "
+           f"{kb.label('enmc_class', plan.enmc_class)})",
            "; ".join((
                f"weight {plan.weight_kg:.1f} kg" if plan.weight_kg is not None
                else "weight not recorded (enter it to compute doses)",
@@ -51,7 +56,8 @@ def render_plan(plan: TreatmentPlan) -> str:
     for f in plan.findings:
         out += [f"{f.kind.value.upper()}: {_finding(f)}", ""]
     for step in plan.steps:
-        out.append(f"[{step.line}] {step.says} {_cite(step.source, step.status.value)}")
+        out.append(f"[{kb.label('plan_line', step.line)}] {step.says} "
+                   f"{_cite(step.source, step.status.value)}")
         for d in step.doses:
             out += ["  " + line for line in dose_lines(d)]
         for text in step.doses_not_computed:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imnm.findings import Fact, Finding, Kind, facts, recommended
 from imnm.knowledge import Knowledge, Status
@@ -58,6 +58,7 @@ class EularResult:
     subgroup: str | None
     juvenile: bool | None
     note: str
+    unknown_why: dict[str, str] = field(default_factory=dict)  # item -> the missing fact
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,35 @@ def _eular_items(patient: Patient, knowledge: Knowledge, ck: CkSummary
     return items
 
 
+def _why_unknown(item: str, patient: Patient) -> str:
+    """The fact whose absence leaves a EULAR/ACR item unknown, in words."""
+    w = patient.weakness
+    if item.startswith("age_"):
+        return "age at onset not recorded"
+    if item in ("proximal_upper_weakness", "proximal_lower_weakness"):
+        limb = "upper" if "upper" in item else "lower"
+        weak = w.proximal_upper_weak() if limb == "upper" else w.proximal_lower_weak()
+        if weak is True and w.symmetric is None:
+            return (f"proximal {limb}-limb weakness is recorded, but not whether it is "
+                    "symmetric (the item needs symmetric weakness)")
+        return f"proximal {limb}-limb strength (MRC grade) not recorded"
+    if item == "neck_flexor_predominance":
+        return "neck flexor and extensor strength not both recorded"
+    if item == "legs_proximal_predominance":
+        return "proximal and distal leg strength not both recorded"
+    if item in ("heliotrope_rash", "gottron_papules", "gottron_sign"):
+        return "skin findings not recorded"
+    if item == "dysphagia":
+        return "swallowing not recorded"
+    if item == "anti_jo1":
+        return "anti-Jo-1 not tested or not recorded"
+    if item == "elevated_enzymes":
+        return "no CK, LDH, AST or ALT with its upper limit recorded"
+    if item.startswith("biopsy_"):
+        return "not reported in the biopsy"
+    return "not recorded"
+
+
 def score_eular(patient: Patient, knowledge: Knowledge, ck: CkSummary) -> EularResult:
     """The 2017 EULAR/ACR score, with the items that are not known named."""
     items = _eular_items(patient, knowledge, ck)
@@ -325,7 +355,8 @@ def score_eular(patient: Patient, knowledge: Knowledge, ck: CkSummary) -> EularR
                 subgroup = "polymyositis_including_imnm"
     note = knowledge.recommendation("caution.eular_score_blind_to_imnm").says
     return EularResult(with_biopsy, score, maximum, cat, category(maximum), probability,
-                       items, unknown, subgroup, juvenile, note)
+                       items, unknown, subgroup, juvenile, note,
+                       {i: _why_unknown(i, patient) for i in unknown})
 
 
 def evaluate(patient: Patient, knowledge: Knowledge) -> Classification:
@@ -337,11 +368,11 @@ def evaluate(patient: Patient, knowledge: Knowledge) -> Classification:
 
     words = {s.id: s.says for s in knowledge.enmc_subtypes}
     if enmc.cls in words:
-        text = f"ENMC 2017: {words[enmc.cls]} ({enmc.cls})."
+        text = f"ENMC 2017: {words[enmc.cls]}."
     elif enmc.cls == "not_imnm":
-        text = "ENMC 2017: the IMNM definitions are not met (not_imnm)."
+        text = "ENMC 2017: the IMNM definitions are not met."
     else:
-        text = "ENMC 2017: not enough data to classify (insufficient_data)."
+        text = "ENMC 2017: not enough data to classify."
     if enmc.caveats:
         text += " Caveat: " + "; ".join(enmc.caveats) + "."
     findings.append(Finding(
@@ -360,14 +391,14 @@ def evaluate(patient: Patient, knowledge: Knowledge) -> Classification:
         text += (f" Unknown items could raise the score to {eular.max_score_if_unknown_present:g}"
                  f" ({cat_words[eular.category_if_unknown_present]}).")
     if eular.subgroup:
-        text += f" Subgroup: {eular.subgroup.replace('_', ' ')}."
+        text += f" Subgroup: {knowledge.label('eular_subgroup', eular.subgroup)}."
     findings.append(Finding(
         rule_id="classification.eular_acr_2017", kind=Kind.conclusion, conclusion=text,
         facts=facts(items_present=present or ["none"],
                     onset_age_years=(round(o, 1) if (o := patient.onset_age_years()) is not None
                                      else None)),
         source="eular_acr_2017", status=Status.confirmed,
-        missing=tuple(item_words[i] for i in eular.unknown_items),
+        missing=tuple(f"{item_words[i]}: {eular.unknown_why[i]}" for i in eular.unknown_items),
     ))
     findings.append(recommended(knowledge, "caution.eular_score_blind_to_imnm"))
     return Classification(enmc, eular, tuple(findings))

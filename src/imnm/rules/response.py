@@ -201,7 +201,8 @@ def _escalation(patient: Patient, knowledge: Knowledge, enmc_class: str, upto: d
                         order.append((drug, step.source, step.status))
     for drug, source, status in order:
         if drug not in given:
-            return f"consider {drug.value} (not yet given)", source, status
+            return (f"consider {knowledge.label('drug', drug.value)} (not yet given)", source,
+                    status)
     if not order:
         return ("no IMNM escalation step applies to this ENMC class", "wang_liang_2023",
                 Status.confirmed)

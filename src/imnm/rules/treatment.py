@@ -183,7 +183,8 @@ def build_plan(patient: Patient, knowledge: Knowledge, enmc_class: str,
     if caveats and any(enmc_class in s.applies_to for s in knowledge.steps):
         findings.append(Finding(
             rule_id="treatment.confirm_first", kind=Kind.red_flag,
-            conclusion=f"Provisional class ({enmc_class}): confirm before treating: "
+            conclusion=f"Provisional class ({knowledge.label('enmc_class', enmc_class)}): "
+            "confirm before treating: "
             + "; ".join(caveats) + ". The doses below assume the class stands.",
             facts=facts(enmc_class=enmc_class, caveats="; ".join(caveats)),
             source="enmc_224_2018", status=Status.unconfirmed,
@@ -210,7 +211,8 @@ def build_plan(patient: Patient, knowledge: Knowledge, enmc_class: str,
     elif not applicable:
         findings.append(Finding(
             rule_id="treatment.no_imnm_class", kind=Kind.gap,
-            conclusion=f"No IMNM treatment plan: the ENMC 2017 class is {enmc_class}. "
+            conclusion="No IMNM treatment plan: the ENMC 2017 class is "
+            f"{knowledge.label('enmc_class', enmc_class)}. "
             "Establish the class first (see the assessment's missing elements); "
             "`imnm dose` still computes single doses.",
             facts=facts(enmc_class=enmc_class), source="enmc_224_2018",
