@@ -348,17 +348,27 @@ class Registry:
 
     def add_visit(self, record_id: str, visit: Visit, account: Account) -> Patient:
         """Add one visit and return the child with it (validated as a whole)."""
+        return self._append(record_id, "visits",
+                            visit.model_dump(mode="json", exclude_none=True), account)
+
+    def add_treatment(self, record_id: str, treatment: dict[str, Any], account: Account
+                      ) -> Patient:
+        """Add one treatment (as in a patient file) and return the child with it."""
+        return self._append(record_id, "treatments", treatment, account)
+
+    def _append(self, record_id: str, field: str, item: dict[str, Any], account: Account
+                ) -> Patient:
+        """Append ``item`` to the child's list ``field`` under the row lock, validating the
+        child as a whole (InputError names the item's fields)."""
         self._require_clinician(account)
 
         def work(session: Session) -> Patient:
             record = self._locked(session, record_id)
             if record is None:
                 raise RegistryError("record: not found")
-            current = _loaded(record)
-            updated = load_patient(current.model_dump(mode="json", exclude_none=True) | {
-                "visits": [*[v.model_dump(mode="json", exclude_none=True)
-                             for v in current.visits],
-                           visit.model_dump(mode="json", exclude_none=True)]})
+            data = _loaded(record).model_dump(mode="json", exclude_none=True)
+            data[field] = [*data.get(field, []), item]
+            updated = load_patient(data)
             self._write(session, updated, updated.model_dump(
                 mode="json", exclude={"visits"}, exclude_none=True), account, None)
             return updated

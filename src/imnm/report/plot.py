@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from imnm.knowledge import load_knowledge
 from imnm.patient import Patient
 
 
@@ -44,8 +45,6 @@ def plot_course(patient: Patient, path: Path, *, refractory_since: dt.date | Non
         ax.axhline(uln, color="#b2182b", linestyle=":", linewidth=1)
         ax.annotate("upper limit", (visits[0].date, uln), color="#b2182b", fontsize=8,
                     xytext=(2, 2), textcoords="offset points")
-    from imnm.knowledge import load_knowledge
-
     scales = load_knowledge().scales
     right = ax.twinx()
     drawn = False
@@ -79,7 +78,8 @@ def plot_course(patient: Patient, path: Path, *, refractory_since: dt.date | Non
         end = t.end or end_default
         width = max((end - start).days, 3)
         bars.barh(row, width, left=_num(start), height=0.6, color="#999999")
-        label = t.drug.value if t.drug.value != "other" else (t.name or "other")
+        label = (load_knowledge().label("drug", t.drug.value) if t.drug.value != "other"
+                 else (t.name or "other"))
         if t.dose is not None:
             label += f" {t.dose.value:g} {t.dose.unit}"
         bars.text(_num(start), row, " " + label, va="center", fontsize=8)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from imnm.dosing import ComputedDose
 from imnm.findings import Finding
-from imnm.knowledge import load_knowledge
+from imnm.knowledge import Knowledge, load_knowledge
 from imnm.report.text import cite as _cite
 from imnm.rules.response import CourseResult
 from imnm.rules.treatment import TreatmentPlan
+
+
+def dose_drug(kb: Knowledge, not_computed: str) -> str:
+    """The drug's label of a 'dose_id: reason' line of doses not computed."""
+    dose_id = not_computed.split(":", 1)[0]
+    rule = kb.doses.get(dose_id)
+    return kb.label("drug", rule.drug.value) if rule is not None else dose_id
 
 
 def dose_lines(d: ComputedDose) -> list[str]:
@@ -61,7 +68,9 @@ def render_plan(plan: TreatmentPlan) -> str:
         for d in step.doses:
             out += ["  " + line for line in dose_lines(d)]
         for text in step.doses_not_computed:
-            out.append(f"  not computed: {text}")
+            reason = text.split(":", 1)[-1].strip()
+            out.append(f"  {dose_drug(kb, text)}: not computed ({reason}"
+                       + ("; enter the weight in kg" if "weight" in reason else "") + ")")
         if step.other_options:
             out.append("  other options (no dose computed): " + ", ".join(step.other_options))
         out.append("")

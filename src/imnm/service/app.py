@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
 from imnm import __version__
@@ -35,7 +35,6 @@ from imnm.errors import InputError, Problem
 from imnm.fhir import from_bundle, is_bundle
 from imnm.knowledge import load_knowledge
 from imnm.patient import MAX_AGE_YEARS, load_patient
-from imnm.report import render_markdown
 from imnm.service.cards import cards_for
 from imnm.service.cdshooks import (
     CardsResponse,
@@ -80,18 +79,18 @@ def _fetch_fhir(base: str, query: str, token: str | None) -> Any:  # pragma: no 
 class Reports:
     """Recent full reports, by an unguessable id, for the cards' links (bounded, expiring)."""
 
-    _items: OrderedDict[str, tuple[float, str]] = field(default_factory=OrderedDict)
+    _items: OrderedDict[str, tuple[float, Any]] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def put(self, text: str) -> str:
+    def put(self, item: Any) -> str:
         key = str(uuid.uuid4())
         with self._lock:
-            self._items[key] = (time.time() + REPORT_TTL_SECONDS, text)
+            self._items[key] = (time.time() + REPORT_TTL_SECONDS, item)
             while len(self._items) > REPORT_CAPACITY:
                 self._items.popitem(last=False)
         return key
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str) -> Any:
         with self._lock:
             item = self._items.get(key)
         if item is None or item[0] < time.time():
@@ -245,7 +244,7 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
         # As in the population screen: weakness is rarely coded in an EHR, so the hook does
         # not require it (parameter suspicion_require_proximal_weakness).
         result = assess(patient, parameters={"suspicion_require_proximal_weakness": False})
-        key = reports.put(render_markdown(result))
+        key = reports.put((patient, result))  # rendered when the link is opened
         base = own_base or str(request.base_url).rstrip("/")
         expires = int(time.time()) + REPORT_LINK_SECONDS
         link = (f"{base}/reports/{key}?" + urlencode({
@@ -261,26 +260,29 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
             feedback_counts[item.outcome] += 1
         return {}
 
-    @app.get("/reports/{key}", response_class=PlainTextResponse,
-             summary="A full assessment linked from a card (Markdown). The link is signed, "
-                     "names the user it was issued to and expires after "
-                     f"{REPORT_LINK_SECONDS} s.",
+    @app.get("/reports/{key}", response_class=HTMLResponse,
+             summary="A full assessment linked from a card: the same page as the clinic's "
+                     "PDF (assessment, plan table, course). The link is signed, names the "
+                     f"user it was issued to and expires after {REPORT_LINK_SECONDS} s.",
              responses={403: {"description": "Unsigned, altered or expired link"},
                         404: {"description": "Unknown or expired report"}})
     def get_report(key: str, user: Annotated[str, Query(max_length=200)] = "",
                    expires: Annotated[int, Query()] = 0,
-                   signature: Annotated[str, Query(max_length=128)] = "") -> PlainTextResponse:
+                   signature: Annotated[str, Query(max_length=128)] = "") -> Response:
         if not hmac.compare_digest(signature.encode(), sign(key, user, expires).encode()):
             LOG.warning("refused a report link: bad signature")
             return PlainTextResponse("this link is not valid", status_code=403)
         if expires < time.time():
             return PlainTextResponse("this link has expired: open the card again",
                                      status_code=403)
-        text = reports.get(key)
-        if text is None:
+        item = reports.get(key)
+        if item is None:
             return PlainTextResponse("not found", status_code=404)
+        from imnm.service.web import chart_png, report_html
+
+        patient, result = item
         LOG.info("report opened by a link issued to %s", user)
-        return PlainTextResponse(text, media_type="text/markdown")
+        return HTMLResponse(report_html(patient, result, chart_png(patient)))
 
     app.state.feedback_counts = feedback_counts
     if registry is not None:

@@ -40,7 +40,7 @@ from imnm.errors import InputError, Problem
 from imnm.fhir import is_bundle
 from imnm.jsonio import parse_json
 from imnm.knowledge import load_knowledge
-from imnm.patient import Antibody, Patient, Visit, load_patient
+from imnm.patient import Antibody, Drug, Patient, Visit, load_patient
 from imnm.patient.reading import _problem_from_pydantic
 from imnm.registry import (
     LOCK_AFTER_FAILURES,
@@ -50,9 +50,7 @@ from imnm.registry import (
     Registry,
     RegistryError,
 )
-from imnm.report.text import outline
-from imnm.report.treatment import render_plan
-from imnm.rules.treatment import build_plan
+from imnm.report.view import child_view
 
 LOG = logging.getLogger("imnm.service.web")
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -163,6 +161,26 @@ def form_to_patient(form: dict[str, str]) -> dict[str, Any]:
                                                    "pu_erh_tea") if text(f"e_{k}") in TRI}
     if exposures:
         data["exposures"] = exposures
+    if text("oe_analyte") and text("oe_value"):
+        enzyme = {"analyte": text("oe_analyte"), "value": text("oe_value"),
+                  "unit": text("oe_unit") or "U/L"}
+        if text("oe_upper_limit"):
+            enzyme["upper_limit"] = text("oe_upper_limit")
+        data["other_enzymes"] = [enzyme]
+    mri: dict[str, Any] = {k: TRI[text(f"mri_{k}")] for k in (
+        "oedema", "fatty_replacement", "fascial_oedema", "symmetric") if text(f"mri_{k}") in TRI}
+    if mri or text("mri_date"):
+        data["mri"] = mri | ({"date": text("mri_date")} if text("mri_date") else {})
+    if text("inf_present") in TRI:
+        data["preceding_infection"] = {"present": TRI[text("inf_present")]} | (
+            {"weeks_before_onset": text("inf_weeks_before_onset")}
+            if text("inf_weeks_before_onset") else {})
+    treatments = [t for i in (1, 2) if (t := form_to_treatment(form, f"t{i}_"))]
+    if treatments:
+        data["treatments"] = treatments
+    visits = [v for i in (1, 2, 3) if (v := form_to_visit(form, f"v{i}_"))]
+    if visits:
+        data["visits"] = visits
     if text("dx_label"):
         diagnosis = {"label": text("dx_label")}
         if text("dx_system") and text("dx_code"):
@@ -171,12 +189,43 @@ def form_to_patient(form: dict[str, str]) -> dict[str, Any]:
     return data
 
 
+def form_to_treatment(form: dict[str, str], prefix: str) -> dict[str, Any] | None:
+    """One treatment from fields named ``prefix`` + drug, dose_value, ... (None if no drug)."""
+    def text(name: str) -> str:
+        return form.get(prefix + name, "").strip()
+
+    if not text("drug"):
+        return None
+    treatment: dict[str, Any] = {"drug": text("drug")}
+    for name in ("name", "route", "frequency", "start", "end"):
+        if text(name):
+            treatment[name] = text(name)
+    if text("dose_value"):
+        treatment["dose"] = {"value": text("dose_value"), "unit": text("dose_unit") or "mg"}
+    return treatment
+
+
+def form_to_visit(form: dict[str, str], prefix: str = "") -> dict[str, Any] | None:
+    """One visit from fields named ``prefix`` + date, ck_value, mmt8, ... (None if no date
+    and nothing else)."""
+    def text(name: str) -> str:
+        return form.get(prefix + name, "").strip()
+
+    visit: dict[str, Any] = {k: text(k) for k in ("date", "mmt8", "cmas", "mrc_proximal",
+                                                   "mrs", "chaq") if text(k)}
+    if text("ck_value"):
+        visit["ck"] = {"value": text("ck_value"), "unit": text("ck_unit") or "U/L"}
+        if text("ck_upper_limit"):
+            visit["ck"]["upper_limit"] = text("ck_upper_limit")
+    return visit or None
+
+
 def _visit_problems(exc: ValidationError) -> list[Problem]:
     return [_problem_from_pydantic(e) for e in exc.errors(include_url=False)]
 
 
-def _chart(patient: Patient) -> bytes | None:
-    if not patient.visits and not patient.treatments:
+def chart_png(patient: Patient) -> bytes | None:
+    if not patient.visits:  # no course to draw: never an empty chart on a made-up axis
         return None
     import tempfile
 
@@ -194,12 +243,21 @@ def _chart(patient: Patient) -> bytes | None:
 
 
 def _view(patient: Patient, result: Assessment) -> dict[str, Any]:
-    knowledge = load_knowledge()
-    enmc = result.classification.enmc_2017
-    plan = build_plan(patient, knowledge, enmc.cls, enmc.caveats)
-    return {"patient": patient, "assessment": result, "sections": outline(result),
-            "plan_text": render_plan(plan), "enmc": result.classification.enmc_2017.cls,
-            "test_flag": result.suspicion.test_for_imnm_antibodies}
+    return {"patient": patient, "view": child_view(patient, result)}
+
+
+def _choices() -> dict[str, Any]:
+    """The drop-down lists of the forms, in words."""
+    kb = load_knowledge()
+    return {"drugs": [(d.value, kb.label("drug", d.value)) for d in Drug],
+            "routes": [(r, kb.label("route", r)) for r in ("oral", "iv", "sc", "im")],
+            "antibodies": list(Antibody)}
+
+
+def report_html(patient: Patient, result: Assessment, chart: bytes | None) -> str:
+    """The report as one HTML page: the PDF's source, and what a CDS card's link opens."""
+    image = f"data:image/png;base64,{base64.b64encode(chart).decode()}" if chart else None
+    return TEMPLATES.get_template("report.html").render(chart=image, **_view(patient, result))
 
 
 def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) -> None:
@@ -339,7 +397,7 @@ def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) 
         if user.role != "clinician":
             return page(request, "error.html", 403, message="Researchers cannot add records.")
         return page(request, "form.html", values={}, problems=[],
-                    antibodies=list(Antibody))
+                    **_choices())
 
     @router.post("/patients/new", response_class=HTMLResponse)
     async def create_patient(request: Request) -> Response:
@@ -353,7 +411,7 @@ def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) 
             registry.save_patient(patient, user)
         except InputError as exc:
             return page(request, "form.html", 422, values=form, problems=exc.problems,
-                        antibodies=list(Antibody))
+                        **_choices())
         except Forbidden:
             return page(request, "error.html", 403, message="Researchers cannot add records.")
         return RedirectResponse(f"/patients/{patient.id}", status_code=303)
@@ -377,7 +435,7 @@ def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) 
                 record_id = patient.id
         except InputError as exc:
             return page(request, "form.html", 422, values={}, problems=exc.problems,
-                        antibodies=list(Antibody))
+                        **_choices())
         except Forbidden:
             return page(request, "error.html", 403, message="Researchers cannot add records.")
         return RedirectResponse(f"/patients/{record_id}", status_code=303)
@@ -392,8 +450,33 @@ def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) 
         except RegistryError:
             return page(request, "error.html", 404, message="No such record.")
         result = assess(patient)
-        audit = registry.audit(patient.id) if user.role == "clinician" else []
-        return page(request, "patient.html", audit=audit, key=key_, **_view(patient, result))
+        audit = [e | {"at": e["at"][:16].replace("T", " ")}
+                 for e in (registry.audit(patient.id) if user.role == "clinician" else [])]
+        chart_url = f"/patients/{key_}/course.png" if patient.visits else None
+        return page(request, "patient.html", audit=audit, key=key_, chart=chart_url,
+                    values={}, **_choices(), **_view(patient, result))
+
+    @router.post("/patients/{key_}/treatments", response_class=HTMLResponse)
+    async def add_treatment(request: Request, key_: str) -> Response:
+        checked = await checked_form(request)
+        if isinstance(checked, Response):
+            return checked
+        user = checked[0]
+        form = {k: str(v).strip() for k, v in checked[1].items()}
+        treatment = form_to_treatment(form, "t_")
+        if treatment is None:
+            return page(request, "error.html", 422, message="Treatment not saved: choose a drug.")
+        try:
+            registry.add_treatment(lookup(user, key_), treatment, user)
+        except Forbidden:
+            return page(request, "error.html", 403,
+                        message="Researchers cannot add treatments.")
+        except RegistryError:
+            return page(request, "error.html", 404, message="No such record.")
+        except InputError as exc:
+            message = "; ".join(str(p) for p in exc.problems)[:500]
+            return page(request, "error.html", 422, message=f"Treatment not saved: {message}")
+        return RedirectResponse(f"/patients/{key_}", status_code=303)
 
     @router.post("/patients/{key_}/visits", response_class=HTMLResponse)
     async def add_visit(request: Request, key_: str) -> Response:
@@ -402,12 +485,7 @@ def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) 
             return checked
         user = checked[0]
         form = {k: str(v).strip() for k, v in checked[1].items()}
-        visit: dict[str, Any] = {k: form[k] for k in ("date", "mmt8", "cmas", "mrc_proximal",
-                                                       "mrs", "chaq") if form.get(k)}
-        if form.get("ck_value"):
-            visit["ck"] = {"value": form["ck_value"], "unit": form.get("ck_unit") or "U/L"}
-            if form.get("ck_upper_limit"):
-                visit["ck"]["upper_limit"] = form["ck_upper_limit"]
+        visit = form_to_visit(form) or {}
         try:
             registry.add_visit(lookup(user, key_), Visit.model_validate(visit), user)
         except Forbidden:
@@ -428,7 +506,7 @@ def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) 
         if isinstance(user, RedirectResponse):
             return user
         try:
-            image = _chart(registry.patient(lookup(user, key_), user))
+            image = chart_png(registry.patient(lookup(user, key_), user))
         except RegistryError:
             return Response(status_code=404)
         if image is None:
@@ -446,11 +524,7 @@ def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) 
             patient = registry.patient(lookup(user, key_), user)
         except RegistryError:
             return page(request, "error.html", 404, message="No such record.")
-        result = assess(patient)
-        image = _chart(patient)
-        html = TEMPLATES.get_template("report.html").render(
-            chart=base64.b64encode(image).decode() if image else None,
-            sources=result.sources, **_view(patient, result))
+        html = report_html(patient, assess(patient), chart_png(patient))
         buffer = io.BytesIO()
         HTML(string=html).write_pdf(buffer)
         return Response(buffer.getvalue(), media_type="application/pdf", headers={
