@@ -104,3 +104,31 @@ def test_add_user_reads_the_password_from_stdin_and_checks_the_schema(tmp_path: 
     registry = Registry(url)
     assert registry.login("dr-lee", "long enough password") is not None
     registry.close()
+
+
+def test_rough_edges_of_the_command_line(tmp_path: Path) -> None:
+    """Issue 13: load_patient given a path, Synthea notes flooding stderr, gzip'd Bundles,
+    evidence summary without headers."""
+    import gzip
+
+    import pytest
+
+    from imnm import InputError
+    from tests.conftest import FIXTURES
+
+    path = EXAMPLES / "jdm-classic.json"
+    assert load_patient(path).id == load_patient(path.read_text()).id  # a Path is read
+    with pytest.raises(InputError, match="not a file name"):
+        load_patient(str(path))
+    bundle = sorted((FIXTURES / "external" / "smart-synthea-r4-pediatric" / "bundles").glob(
+        "*.json.gz"))[0]
+    plain = tmp_path / "child.json"
+    plain.write_bytes(gzip.decompress(bundle.read_bytes()))
+    for given in (bundle, plain):
+        run = imnm("assess", str(given))
+        assert run.returncode == 0, run.stderr
+        notes = run.stderr.splitlines()
+        assert 1 <= len(notes) <= 15, len(notes)  # summarised, about 150 before
+        assert any("Immunization not used" in n for n in notes)
+    summary = imnm("evidence", "summary").stdout
+    assert summary.splitlines()[2].split()[:4] == ["figure", "published", "recomputed", "agrees"]

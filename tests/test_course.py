@@ -190,11 +190,26 @@ def test_course_example_matches_golden_and_plot_is_written(tmp_path: Path,
     assert doc == json.loads(golden.read_text(encoding="utf-8"))
 
 
-def test_course_default_plot_name_and_text(tmp_path: Path) -> None:
+def test_course_writes_no_file_unless_asked(tmp_path: Path) -> None:
+    # Issue 13: `course` wrote <id>-course.png into the current folder without --plot.
     run = imnm("course", str(COURSE_EXAMPLE), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert (tmp_path / "dang-le-2025-case-1-course-course.png").read_bytes()[:4] == b"\x89PNG"
+    assert list(tmp_path.iterdir()) == []
     assert "REFRACTORY" in run.stdout and "consider IVIg (not yet given)" in run.stdout
+    # A child without visits has no course to draw: said, never an empty chart.
+    no_visits = tmp_path / "no-visits.json"
+    no_visits.write_text(json.dumps({"id": "no-visits", "age_years": 9}), encoding="utf-8")
+    drawn = imnm("course", str(no_visits), "--plot", str(tmp_path / "c.png"), cwd=tmp_path)
+    assert drawn.returncode == 2 and "has no visits" in drawn.stderr
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_commands_without_markdown_refuse_it() -> None:
+    # Issue 13: `dose --format markdown` printed text.
+    for args in (["dose", "methotrexate", "--weight", "25"], ["plan", str(COURSE_EXAMPLE)],
+                 ["course", str(COURSE_EXAMPLE)]):
+        run = imnm(*args, "--format", "markdown")
+        assert run.returncode == 2 and "markdown" in run.stderr, args
 
 
 def test_plan_command() -> None:

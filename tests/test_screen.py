@@ -239,3 +239,22 @@ def test_synth_command(tmp_path: Path) -> None:
     again = tmp_path / "g"
     synth.write_fhir(synth.population(200, 5), again)
     assert (again / "Patient.000.ndjson").read_text(encoding="utf-8").splitlines() == lines
+
+
+def test_the_worklist_puts_what_to_do_first_first_and_ids_in_numeric_order() -> None:
+    # Issue 13: person ids sorted as text (10277 before 1271), review_dystrophy_label before
+    # test_for_antibodies.
+    from imnm.screen.run import WorklistRow, worklist_order
+
+    def row(pid: str, tier: str) -> WorklistRow:
+        return WorklistRow(person_id=pid, tier=tier, reasons="", sex=None, diagnosis_codes=None,
+                           peak_ck_u_per_l=None, peak_ck_multiple_of_uln=None,
+                           anti_hmgcr="unknown", anti_srp="unknown",
+                           days_on_corticosteroid_alone=None,
+                           months_on_corticosteroid_alone=None)
+
+    rows = [row("10277", "review_dystrophy_label"), row("1271", "review_dystrophy_label"),
+            row("99", "test_for_antibodies"), row("abc", "test_for_antibodies")]
+    ordered = [(r.tier, r.person_id) for r in sorted(rows, key=worklist_order)]
+    assert ordered == [("test_for_antibodies", "99"), ("test_for_antibodies", "abc"),
+                       ("review_dystrophy_label", "1271"), ("review_dystrophy_label", "10277")]

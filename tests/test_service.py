@@ -477,8 +477,14 @@ def test_report_links_are_signed_bound_to_the_user_and_expire(
     link = _report_link(client)
     assert "user=Practitioner%2Fexample" in link
     opened = client.get(link)
-    assert opened.status_code == 200 and "ENMC" in opened.text
+    assert opened.status_code == 200 and "ENMC 2017 class" in opened.text
     assert opened.headers["cache-control"] == "no-store"
+    # Issue 13: the link opens the clinic's report page (the PDF's content), in words.
+    assert opened.headers["content-type"].startswith("text/html")
+    assert 'id="plan"' in opened.text and 'id="course"' in opened.text
+    from tests.test_web import assert_in_words
+
+    assert_in_words(opened.text)
     bare = link.split("?", 1)[0]
     assert client.get(bare).status_code == 403  # the uuid alone opens nothing
     other_user = link.replace("Practitioner%2Fexample", "Practitioner%2Fmallory")

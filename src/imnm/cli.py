@@ -38,6 +38,13 @@ class Format(StrEnum):
     markdown = "markdown"
 
 
+class TextOrJson(StrEnum):
+    """Output formats of the commands that have no Markdown rendering."""
+
+    text = "text"
+    json = "json"
+
+
 def _report(path: str, problems: list[Problem]) -> None:
     for problem in problems:
         typer.echo(f"{path}: {problem}", err=True)
@@ -58,8 +65,13 @@ def assess(
     failed = False
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            raw = path.read_bytes()
+            if path.suffix == ".gz":
+                import gzip
+
+                raw = gzip.decompress(raw)
+            text = raw.decode("utf-8")
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
             _report(str(path), [Problem("(file)", repr(str(path)),
                                         f"a readable UTF-8 file ({type(exc).__name__})")])
             failed = True
@@ -72,7 +84,7 @@ def assess(
             failed = True
             continue
         if imported is not None:
-            for line in imported.notes + imported.unrecognised_codes + imported.ignored:
+            for line in imported.summary():
                 typer.echo(f"{path}: note: {line}", err=True)
     if fmt is Format.json:
         payload = [r.to_dict() for r in results]
@@ -102,7 +114,8 @@ def _load_one(path: Path) -> Patient:
 @app.command()
 def plan(
     file: Annotated[Path, typer.Argument(help="Patient JSON file.", show_default=False)],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")
+                   ] = TextOrJson.text,
 ) -> None:
     """Treatment plan for the child's ENMC subtype: regimen, doses for their size,
     monitoring, when to reassess, cumulative cyclophosphamide."""
@@ -114,7 +127,7 @@ def plan(
     patient = _load_one(file)
     enmc = run(patient).classification.enmc_2017
     result = build_plan(patient, load_knowledge(), enmc.cls, enmc.caveats)
-    if fmt is Format.json:
+    if fmt is TextOrJson.json:
         typer.echo(result.model_dump_json(indent=2))
     else:
         typer.echo(render_plan(result), nl=False)
@@ -128,7 +141,8 @@ def dose(
                                           show_default=False)],
     height: Annotated[float | None, typer.Option("--height", help="Height in cm (needed "
                                                  "for doses per m²).")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")
+                   ] = TextOrJson.text,
 ) -> None:
     """Every cited dose of DRUG for a child of this weight (and height), with caps."""
     from imnm.dosing import DosingError, compute, doses_for_drug
@@ -145,7 +159,7 @@ def dose(
     except DosingError as exc:
         typer.echo(f"imnm dose: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    if fmt is Format.json:
+    if fmt is TextOrJson.json:
         typer.echo(json.dumps({"doses": [r.model_dump(mode="json") for r in results],
                                "not_computed_without_height": skipped}, indent=2,
                               ensure_ascii=False))
@@ -160,14 +174,14 @@ def dose(
 def course(
     file: Annotated[Path, typer.Argument(help="Patient JSON file with visits.",
                                          show_default=False)],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write the CK/strength plot "
-                                              "here (.png or .svg); default <id>-course.png")
-                    ] = None,
-    no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not draw the plot.")] = False,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")
+                   ] = TextOrJson.text,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw CK and strength "
+                                              "against treatment bars to this file (.png or "
+                                              ".svg).")] = None,
 ) -> None:
     """The course over time: timeline, Total Improvement Score or trends, refractory disease,
-    and a plot of CK and strength against treatment bars."""
+    and, with --plot, a chart of CK and strength against treatment bars."""
     from imnm.assessment import assess as run
     from imnm.knowledge import load_knowledge
     from imnm.report.treatment import render_course
@@ -177,16 +191,19 @@ def course(
     enmc_class = run(patient).classification.enmc_2017.cls
     result = evaluate(patient, load_knowledge(), enmc_class)
     written = None
-    if not no_plot:
+    if plot is not None:
         from imnm.report.plot import plot_course
 
-        target = plot or Path(f"{patient.id}-course.png")
+        if not patient.visits:
+            typer.echo(f"imnm course: --plot: {file} has no visits, so there is no course to "
+                       "draw (record visits with CK and strength first)", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
         try:
-            written = plot_course(patient, target, refractory_since=result.refractory_since)
+            written = plot_course(patient, plot, refractory_since=result.refractory_since)
         except ValueError as exc:
             typer.echo(f"imnm course: {exc}", err=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
-    if fmt is Format.json:
+    if fmt is TextOrJson.json:
         payload = result.model_dump(mode="json")
         payload["plot"] = str(written) if written else None
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
@@ -207,7 +224,8 @@ StoreOption = Annotated[Path | None, typer.Option(
 
 @evidence_app.command("summary")
 def evidence_summary(
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")
+                   ] = TextOrJson.text,
     with_cases: Annotated[bool, typer.Option(
         "--with-cases/--without-cases",
         help="Add the patient-level case records (shipped and stored).")] = False,
@@ -226,11 +244,12 @@ def evidence_summary(
         _report(str(where), exc.problems)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     result = summarise(load_table(), records, include_cases=with_cases)
-    if fmt is Format.json:
+    if fmt is TextOrJson.json:
         typer.echo(result.model_dump_json(indent=2))
         return
     typer.echo("Wang & Liang 2023, Table 1: published vs recomputed from the 28 rows\n")
     width = max(len(f.name) for f in result.figures)
+    typer.echo(f"{'figure'.ljust(width)}  {'published':>12}  {'recomputed':>18}  agrees")
     for f in result.figures:
         mark = {True: "ok", False: "DIFFERS", None: "n/a"}[f.agrees]
         typer.echo(f"{f.name.ljust(width)}  {f.published:>12}  {f.recomputed:>18}  {mark}"
@@ -254,7 +273,8 @@ def evidence_summary(
 
 @evidence_app.command("compare")
 def evidence_compare(
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")
+                   ] = TextOrJson.text,
     figure: Annotated[Path | None, typer.Option(
         "--figure", help="Write the figure here (.png or .svg).")] = None,
 ) -> None:
@@ -271,7 +291,7 @@ def evidence_compare(
         except ValueError as exc:
             typer.echo(f"imnm evidence compare: {exc}", err=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
-    if fmt is Format.json:
+    if fmt is TextOrJson.json:
         typer.echo(json.dumps({"comparisons": [c.model_dump() for c in comparisons],
                                "figure": str(written) if written else None}, indent=2))
         return
@@ -745,7 +765,8 @@ def schema() -> None:
 
 @app.command()
 def knowledge(
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
+    fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")
+                   ] = TextOrJson.text,
 ) -> None:
     """List the sources and what each supports, with the status of the facts taken from it."""
     from imnm.knowledge import load_knowledge

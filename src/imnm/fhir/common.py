@@ -45,6 +45,29 @@ class ImportReport:
     unrecognised_codes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # read, but by a stated fallback
 
+    def summary(self, detail: int = 3) -> list[str]:
+        """The report in a few lines: the fallbacks, then what was not used, grouped by
+        resource type and reason with a count and ``detail`` examples each (a Synthea child
+        has about 150 resources imnm does not use)."""
+        from collections import defaultdict
+
+        lines = list(self.notes)
+        groups: dict[str, list[str]] = defaultdict(list)
+        for item in self.ignored:
+            label, _, reason = item.partition(": ")
+            groups[f"{label.split('/', 1)[0]}: {reason}"].append(label)
+        for key, labels in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            kind, _, reason = key.partition(": ")
+            lines.append(f"{len(labels)} {kind} not used ({reason})"
+                         + (f", e.g. {', '.join(labels[:detail])}" if len(labels) > 1 else
+                            f": {labels[0]}"))
+        if self.unrecognised_codes:
+            shown = ", ".join(self.unrecognised_codes[:detail])
+            more = len(self.unrecognised_codes) - detail
+            lines.append(f"{len(self.unrecognised_codes)} code(s) imnm does not know: {shown}"
+                         + (f" and {more} more" if more > 0 else ""))
+        return lines
+
 
 def _coding(codeable: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     if not codeable:

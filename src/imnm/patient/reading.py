@@ -5,7 +5,9 @@ the value and what was expected.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,11 +35,22 @@ def _problem_from_pydantic(error: Mapping[str, Any]) -> Problem:
     return Problem(field=field, value=shorten(value), expected=message)
 
 
-def load_patient(data: str | bytes | Mapping[str, Any]) -> Patient:
-    """Validate a patient file (JSON text or a mapping) and return a :class:`Patient`.
+def load_patient(data: str | bytes | os.PathLike[str] | Mapping[str, Any]) -> Patient:
+    """Validate a patient file (JSON text, a mapping, or the path of a file as a ``Path``) and
+    return a :class:`Patient`.
 
     Raises :class:`InputError` listing every problem, each with field, value and expectation.
     """
+    if isinstance(data, os.PathLike):
+        try:
+            data = Path(data).read_bytes()
+        except OSError as exc:
+            raise InputError([Problem("(file)", shorten(str(data)),
+                                      f"a readable file ({type(exc).__name__})")]) from None
+    elif isinstance(data, str) and not data.lstrip().startswith(("{", "[")) and (
+            data.strip().endswith((".json", ".json.gz")) or os.path.exists(data.strip())):
+        raise InputError([Problem("(file)", shorten(data), "JSON text or a mapping, not a "
+                                  "file name: pass pathlib.Path(name) to read the file")])
     if isinstance(data, str | bytes):
         parsed = parse_json(data)
     else:

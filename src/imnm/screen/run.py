@@ -23,13 +23,13 @@ from imnm.screen.definition import Parameters, render
 from imnm.screen.engines import DuckDBEngine, Engine, InputUnusable, SparkEngine
 from imnm.screen.sources import FHIR_RESOURCES, OMOP_TABLES
 
-SUPPRESS_BELOW = 10  # aggregate counts under 10 are shown as "<10" (as Cumulus does)
-# Staging views read more than once (by the screen, the coverage counts, the per-child route),
-# each small once filtered by the code sets: computed once.
-STAGED_VIEWS = {"omop": ("imnm_set_concepts", "imnm_condition", "imnm_measurement",
-                         "imnm_drug"),
-                "fhir": ("imnm_condition", "imnm_measurement", "imnm_drug_matches")}
+SUPPRESS_BELOW = 10
+"""Aggregate counts from 1 to SUPPRESS_BELOW - 1 are shown as "<10" (as Cumulus does); 0 is
+shown, as it identifies nobody. A disclosure-control convention, not a clinical number."""
+
+
 TIERS = ("test_for_antibodies", "review_dystrophy_label", "review_treatment", "not_assessable")
+"""The tiers, in worklist order: what to do first comes first."""
 
 
 COVERAGE_MEANING = {
@@ -157,6 +157,19 @@ class ScreenResult:
             out.append({"section": "coverage", "tier": "", "sex": "",
                         "item": f"{line.input}.{line.item}", "count": str(line.count)})
         return out
+
+
+def worklist_order(row: WorklistRow) -> tuple[int, int, int, str]:
+    """Tiers in worklist order (what to do first comes first), then person ids in numeric
+    order when they are numbers (1271 before 10277), else as text."""
+    tier = TIERS.index(row.tier) if row.tier in TIERS else len(TIERS)
+    pid = row.person_id
+    return (tier, 0, int(pid), "") if pid.isdigit() else (tier, 1, 0, pid)
+# Staging views read more than once (by the screen, the coverage counts, the per-child route),
+# each small once filtered by the code sets: computed once.
+STAGED_VIEWS = {"omop": ("imnm_set_concepts", "imnm_condition", "imnm_measurement",
+                         "imnm_drug"),
+                "fhir": ("imnm_condition", "imnm_measurement", "imnm_drug_matches")}
 
 
 def _check_omop(engine: Engine, registered: dict[str, str]
@@ -314,7 +327,7 @@ def run_screen(
             coverage = unreadable + _coverage(eng, source)
         if source == "omop":
             notes += _vocabulary_notes(coverage)
-        rows = sorted((_row(r) for r in raw), key=lambda r: (r.tier, r.person_id))
+        rows = sorted((_row(r) for r in raw), key=worklist_order)
         return ScreenResult(eng.name, source, when, rows, population, missing, notes, coverage)
     except Exception as exc:
         if not _engine_error(exc):
