@@ -777,7 +777,7 @@ def knowledge(
     for file, entry, cited in kb.cited_entries():
         uses[cited.source].append(f"{file.removesuffix('.toml')}: {entry}")
         statuses[cited.source].add(cited.status.value)
-    if fmt is Format.json:
+    if fmt is TextOrJson.json:
         typer.echo(json.dumps([
             {"id": s.id, "citation": s.citation, "doi": s.doi, "url": s.url, "kind": s.kind,
              "note": s.note, "statuses": sorted(statuses[s.id]), "supports": uses[s.id]}
