@@ -1,0 +1,33 @@
+"""The ``imnm`` command, one module per group of commands:
+
+- :mod:`imnm.cli.child`: assess, plan, dose, course, schema, knowledge (one child; the sources);
+- :mod:`imnm.cli.evidence`: evidence summary, compare, add, add-case;
+- :mod:`imnm.cli.screen`: screen, synth (populations);
+- :mod:`imnm.cli.service`: serve, registry init/add-user, demo.
+
+Exit codes: 0 success; 2 bad input (every problem printed to stderr, one per line, naming
+the file, the field, the value and what was expected; never a traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from imnm.cli import child, evidence, screen, service  # noqa: F401 - they register commands
+from imnm.cli._common import EXIT_BAD_INPUT, InputError, app, report
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except InputError as exc:  # pragma: no cover - every command handles its own input
+        report("(input)", exc.problems)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "main"]

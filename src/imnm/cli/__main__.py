@@ -1,0 +1,5 @@
+"""``python -m imnm.cli``."""
+
+from imnm.cli import main
+
+main()

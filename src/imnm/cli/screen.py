@@ -1,0 +1,159 @@
+"""Population commands: the screen and the synthetic populations it is tested on."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imnm.cli._common import (
+    EXIT_BAD_INPUT,
+    app,
+    unwritable,
+)
+
+synth_app = typer.Typer(help="Synthetic populations with a ground-truth label per child.",
+                        no_args_is_help=True)
+app.add_typer(synth_app, name="synth")
+
+
+@synth_app.command("omop")
+def synth_omop(
+    out: Annotated[Path, typer.Option("--out", help="FILE.duckdb, or a folder for Parquet.")],
+    patients: Annotated[int, typer.Option("--patients", min=100, help="How many children.")
+                        ] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same population.")] = 1,
+) -> None:
+    """Write a synthetic OMOP CDM v5.4 population (with table imnm_truth)."""
+    from imnm.screen import synth
+
+    n = synth.write_omop(synth.population(patients, seed), out)
+    typer.echo(f"{n:,} children written to {out} (screen date {synth.AS_OF}; ground truth in "
+               "table imnm_truth)")
+
+
+@synth_app.command("fhir")
+def synth_fhir(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the NDJSON files.")],
+    patients: Annotated[int, typer.Option("--patients", min=100, help="How many children.")
+                        ] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same population.")] = 1,
+    gzip_files: Annotated[bool, typer.Option("--gzip", help="Write .ndjson.gz.")] = False,
+) -> None:
+    """Write a synthetic population as bulk FHIR NDJSON (with truth.csv)."""
+    from imnm.screen import synth
+
+    n = synth.write_fhir(synth.population(patients, seed), out, gzip_files=gzip_files)
+    typer.echo(f"{n:,} children written to {out} (screen date {synth.AS_OF}; ground truth in "
+               "truth.csv)")
+
+
+class EngineName(StrEnum):
+    """Screen engines."""
+
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+@app.command()
+def screen(
+    omop: Annotated[str | None, typer.Option(
+        "--omop", help="OMOP CDM: a DuckDB file, a folder of Parquet/CSV, or spark:<db>.")
+    ] = None,
+    fhir: Annotated[Path | None, typer.Option(
+        "--fhir", help="Folder of bulk FHIR NDJSON (or of FHIR Bundles, *.json[.gz]).")
+    ] = None,
+    cdm_schema: Annotated[str | None, typer.Option(
+        "--cdm-schema", help="Schema of the CDM tables in the DuckDB file (or Spark database); "
+        "default: the schema holding PERSON.")] = None,
+    vocab: Annotated[str | None, typer.Option(
+        "--vocab", help="Vocabulary tables (CONCEPT, CONCEPT_ANCESTOR, CONCEPT_RELATIONSHIP) "
+        "elsewhere: a schema of the --omop DuckDB file, a folder, or a DuckDB file.")] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="JSON report: tiers, missing inputs, notes and the coverage counts.")
+    ] = None,
+    engine: Annotated[EngineName, typer.Option("--engine", help="duckdb (default) or spark.")
+                      ] = EngineName.duckdb,
+    out: Annotated[Path | None, typer.Option("--out", help="Worklist file, .csv or .parquet.")
+                   ] = None,
+    aggregate: Annotated[Path | None, typer.Option(
+        "--aggregate", help="Counts per tier and sex as CSV (under 10 suppressed), with the "
+        "coverage counts.")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Screen date YYYY-MM-DD "
+                                              "(default today).")] = None,
+    spark_master: Annotated[str | None, typer.Option(
+        "--spark-master", help="Spark master URL (default local[2]).")] = None,
+    show: Annotated[int, typer.Option("--show", help="Rows of the worklist to print.")] = 20,
+) -> None:
+    """Population case finding: children to test for anti-HMGCR/anti-SRP, dystrophy labels to
+    review, IMNM left on corticosteroid alone."""
+    import csv
+    import datetime as dt
+
+    from rich.console import Console
+
+    from imnm.report.worklist import print_screen
+    from imnm.screen.definition import ScreenDefinitionError
+    from imnm.screen.engines import EngineUnavailable, InputUnusable
+    from imnm.screen.run import run_screen, write_worklist
+
+    if (omop is None) == (fhir is None):
+        typer.echo("imnm screen: give exactly one of --omop PATH or --fhir DIR", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        when = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        typer.echo(f"imnm screen: --as-of: got {as_of!r}; expected a date YYYY-MM-DD", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    for option, target in (("--out", out), ("--aggregate", aggregate), ("--report", report)):
+        problem = unwritable(target)
+        if problem:  # said before a long run, not after it
+            typer.echo(f"imnm screen: {option}: got {str(target)!r}; {problem}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+    console = Console(stderr=True)
+
+    def step(label: str) -> object:
+        return console.status(f"[bold]imnm screen[/]: {label} ({engine.value})")
+
+    try:
+        engine_obj = None
+        if engine is EngineName.spark:
+            from imnm.screen.run import make_engine
+
+            with console.status("starting Spark"):
+                engine_obj = make_engine("spark", spark_master=spark_master)
+        try:
+            result = run_screen("omop" if omop else "fhir", omop or str(fhir),
+                                engine=engine_obj, engine_name=engine.value, as_of=when,
+                                progress=step, cdm_schema=cdm_schema, vocab=vocab)
+        finally:
+            if engine_obj is not None:
+                engine_obj.close()
+    except (InputUnusable, EngineUnavailable, ScreenDefinitionError) as exc:
+        typer.echo(f"imnm screen: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if out is not None:
+        try:
+            write_worklist(result, out)
+        except ValueError as exc:
+            typer.echo(f"imnm screen: {exc}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+    if aggregate is not None:
+        with aggregate.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["section", "tier", "sex", "item",
+                                                        "count"])
+            writer.writeheader()
+            writer.writerows(result.aggregate())
+    out_console = Console(width=None if sys.stdout.isatty() else 150)
+    print_screen(result, out_console, show)
+    if report is not None:
+        import json
+
+        report.write_text(json.dumps(result.report(), indent=2) + "\n", encoding="utf-8")
+        out_console.print(f"report: {report}")
+    if out is not None:
+        out_console.print(f"worklist: {out}")

@@ -1,0 +1,190 @@
+"""The service, the registry and the demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imnm.cli._common import (
+    EXIT_BAD_INPUT,
+    app,
+)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
+    issuer: Annotated[list[str] | None, typer.Option(
+        "--issuer", help="Allowed token issuer as ISS=JWKS (a JWKS URL or file); repeatable.")
+    ] = None,
+    insecure_development: Annotated[bool, typer.Option(
+        "--insecure-development", help="Run WITHOUT authentication (local development only).")
+    ] = False,
+    registry: Annotated[str | None, typer.Option(
+        "--registry", help="Registry database URL: serve the web pages (sqlite:///file.db or "
+        "postgresql+psycopg://...).")] = None,
+    web_secret: Annotated[str | None, typer.Option(
+        "--web-secret", envvar="IMNM_WEB_SECRET",
+        help="Secret that signs report links (default: random at each start).")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", envvar="IMNM_BASE_URL",
+        help="The URL clients call, e.g. https://imnm.example.org behind a TLS proxy (tokens' "
+        "audience, card links, the clinic's origin). Default: http://HOST:PORT.")] = None,
+    max_body_mb: Annotated[float, typer.Option(
+        "--max-body-mb", min=0.001, help="Largest request body accepted, in MiB.")] = 16.0,
+) -> None:
+    """Serve the REST API (/assess, /knowledge, /docs), the CDS Hooks service and, with
+    --registry, the clinic's web pages."""
+    import uvicorn
+
+    from imnm.service.app import create_app
+    from imnm.service.security import TokenVerifier
+
+    issuers = {}
+    for item in issuer or []:
+        name, sep, jwks = item.partition("=")
+        if not sep or not name or not jwks:
+            typer.echo(f"imnm serve: --issuer: got {item!r}; expected ISS=JWKS", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        issuers[name] = jwks
+    if not issuers and not insecure_development:
+        typer.echo("imnm serve: give at least one --issuer ISS=JWKS, or --insecure-development "
+                   "to run without authentication", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if insecure_development:
+        typer.echo("WARNING: imnm serve in development mode: NO AUTHENTICATION. "
+                   "Do not expose this port.", err=True)
+    store = None
+    if registry is not None:
+        from imnm.registry import Registry, schema_problem
+
+        problem = schema_problem(registry)
+        if problem:
+            typer.echo(f"imnm serve: --registry: {problem}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        store = Registry(registry)
+    base = (base_url or f"http://{host}:{port}").rstrip("/")
+    try:
+        app_ = create_app(TokenVerifier(issuers) if issuers else None,
+                          development=insecure_development, registry=store,
+                          link_secret=web_secret, base_url=base,
+                          max_body_bytes=int(max_body_mb * 1024 * 1024))
+    except ValueError as exc:
+        typer.echo(f"imnm serve: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    typer.echo(f"imnm service on http://{host}:{port}, called as {base} "
+               "(API docs at /docs)", err=True)
+    log_config = dict(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"] = {**log_config["loggers"], "imnm": {
+        "handlers": ["default"], "level": "INFO", "propagate": False}}
+    uvicorn.run(app_, host=host, port=port, log_level="info", log_config=log_config,
+                proxy_headers=True)
+
+
+registry_app = typer.Typer(help="The registry of patients, visits and assessments.",
+                           no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+RegistryUrl = Annotated[str, typer.Option("--url", help="Database URL (sqlite:///file.db or "
+                                          "postgresql+psycopg://user@host/db).")]
+
+
+@registry_app.command("init")
+def registry_init(url: RegistryUrl) -> None:
+    """Create or upgrade the registry schema (Alembic migrations)."""
+    from imnm.registry import migrate
+
+    migrate(url)
+    typer.echo(f"registry schema up to date at {url.split('@')[-1]}")
+
+
+@registry_app.command("add-user")
+def registry_add_user(
+    url: RegistryUrl,
+    username: Annotated[str, typer.Argument(show_default=False)],
+    role: Annotated[str, typer.Option("--role", help="clinician or researcher")] = "clinician",
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from the first line of standard input "
+        "(for scripts); without it, imnm asks for it twice at the terminal.")] = False,
+) -> None:
+    """Add a user who logs in to the web pages."""
+    from imnm.registry import Registry, RegistryError, schema_problem
+
+    problem = schema_problem(url)
+    if problem:
+        typer.echo(f"imnm registry add-user: {problem}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        typer.echo("imnm registry add-user: no terminal to ask for the password; give "
+                   "--password-stdin and write it on standard input", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    registry = Registry(url)
+    try:
+        registry.create_user(username, password, role)  # type: ignore[arg-type]
+    except RegistryError as exc:
+        typer.echo(f"imnm registry add-user: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    finally:
+        registry.close()
+    typer.echo(f"user {username} added ({role})")
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--folder", help="Where to put the demo files.")
+                      ] = Path("imnm-demo"),
+    patients: Annotated[int, typer.Option("--patients", help="Synthetic population size.")
+                        ] = 20_000,
+    examples: Annotated[Path, typer.Option("--examples", help="Folder of patient files.")
+                        ] = Path("examples"),
+) -> None:
+    """The main job end to end on the embedded default: a synthetic population screened on
+    DuckDB, the first 2025 case-series patient assessed, and a registry with the examples,
+    ending with how to open the web page."""
+    import secrets as secrets_
+
+    from imnm.assessment import assess as run
+    from imnm.knowledge import load_knowledge
+    from imnm.patient import load_patient
+    from imnm.registry import Registry, migrate
+    from imnm.screen import synth
+    from imnm.screen.run import run_screen
+
+    folder.mkdir(parents=True, exist_ok=True)
+    database = folder / "omop.duckdb"
+    synth.write_omop(synth.population(patients, 1), database)
+    result = run_screen("omop", str(database), as_of=synth.AS_OF)
+    kb_ = load_knowledge()
+    counts = ", ".join(f"{kb_.label('tier', k)} {v}" for k, v in sorted(result.counts().items()))
+    typer.echo(f"1. screened {result.population:,} synthetic children on DuckDB: {counts}")
+    example_files = sorted(examples.glob("*.json")) if examples.is_dir() else []
+    case = examples / "case-series-2025-patient-1.json"
+    if case.exists():
+        assessed = run(load_patient(case.read_text(encoding="utf-8")))
+        label = kb_.label("enmc_class", assessed.classification.enmc_2017.cls)
+        review = "yes" if assessed.suspicion.review_dystrophy_label else "no"
+        typer.echo(f"2. case-series patient 1: ENMC 2017 {label}; review the dystrophy label: "
+                   f"{review}")
+    url = f"sqlite:///{(folder / 'registry.db').resolve()}"
+    migrate(url)
+    store = Registry(url)
+    password = secrets_.token_urlsafe(9)
+    username = f"clinician-{secrets_.token_hex(2)}"
+    store.create_user(username, password, "clinician")
+    account = store.login(username, password)
+    assert account is not None  # noqa: S101 - created just above
+    for path in example_files:
+        store.save_patient(load_patient(path.read_text(encoding="utf-8")), account)
+    typer.echo(f"3. registry with {len(example_files)} example children at {url}")
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "imnm"
+    program = sys.argv[0] if program == "imnm" and "/" in sys.argv[0] else "imnm"
+    typer.echo("\nOpen the clinic's page:\n"
+               f"  {program} serve --insecure-development --registry {url}\n"
+               f"  then browse http://127.0.0.1:8000/ and log in as {username} / {password}")
