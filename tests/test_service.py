@@ -521,3 +521,22 @@ def test_every_response_carries_hardening_headers(dev: TestClient) -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["referrer-policy"] == "same-origin"
+
+
+def test_the_api_docs_work_without_internet(dev: TestClient) -> None:
+    # Issue 13: /docs was blank without internet (Swagger UI from a CDN).
+    page = dev.get("/docs")
+    assert page.status_code == 200
+    assert "cdn.jsdelivr" not in page.text and "/static-offline-docs/swagger-ui-bundle.js" in page.text
+    asset = dev.get("/static-offline-docs/swagger-ui-bundle.js")
+    assert asset.status_code == 200 and len(asset.content) > 100_000
+
+
+def test_cards_speak_in_words(dev: TestClient) -> None:
+    from tests.test_web import assert_in_words
+
+    for example in ("lgmd-label-never-tested", "anti-srp-line-blot",
+                    "case-series-2025-patient-1"):
+        cards = dev.post(f"/cds-services/{SERVICE_ID}", json=hook_call(example)).json()
+        assert_in_words(json.dumps([{k: c.get(k) for k in ("summary", "detail")}
+                                    for c in cards["cards"]]))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -115,16 +118,25 @@ def screen(
             typer.echo(f"imnm screen: {option}: got {str(target)!r}; {problem}", err=True)
             raise typer.Exit(EXIT_BAD_INPUT)
     console = Console(stderr=True)
+    started = time.monotonic()
 
-    def step(label: str) -> object:
-        return console.status(f"[bold]imnm screen[/]: {label} ({engine.value})")
+    @contextmanager
+    def step(label: str) -> Iterator[None]:
+        """A spinner at a terminal; elsewhere (a log, CI) one line per step with the time."""
+        text = f"imnm screen: {label} ({engine.value})"
+        if console.is_terminal:
+            with console.status(f"[bold]{text}[/]"):
+                yield
+        else:
+            console.print(f"{text} ... [{time.monotonic() - started:.0f} s]", highlight=False)
+            yield
 
     try:
         engine_obj = None
         if engine is EngineName.spark:
             from imnm.screen.run import make_engine
 
-            with console.status("starting Spark"):
+            with step("starting Spark"):
                 engine_obj = make_engine("spark", spark_master=spark_master)
         try:
             result = run_screen("omop" if omop else "fhir", omop or str(fhir),

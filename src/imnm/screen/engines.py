@@ -338,8 +338,11 @@ class SparkEngine:
             raise EngineUnavailable(
                 "Spark is not installed: pip install 'imnm[spark]' (PySpark, Java 17)") from exc
         self._owned = session is None
+        log_config = Path(__file__).with_name("log4j2.properties")
         self.spark = session or (
             SparkSession.builder.master(master or "local[2]").appName("imnm-screen")
+            .config("spark.driver.extraJavaOptions",
+                    f"-Dlog4j2.configurationFile=file:{log_config}")
             .config("spark.ui.enabled", "false")
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.sql.session.timeZone", "UTC")

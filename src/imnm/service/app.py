@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 
 from imnm import __version__
@@ -142,7 +143,8 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
     knowledge = load_knowledge()
     reports = Reports()
     feedback_counts: dict[str, int] = {"accepted": 0, "overridden": 0}
-    app = FastAPI(title="imnm", version=__version__,
+    # API docs with Swagger UI's files served from the package, so /docs works without internet.
+    app = FastAPIOffline(title="imnm", version=__version__,
                   description="Explained assessment of pediatric immune-mediated necrotizing "
                               "myopathy, and a CDS Hooks 2.0 patient-view service.")
     if development:

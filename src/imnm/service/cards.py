@@ -19,12 +19,26 @@ def _source(knowledge: Knowledge, source_id: str) -> Source:
     return Source(label=source.citation[:200], url=url)
 
 
+_LABELLED_FACTS = {"enmc_class": "enmc_class", "drug": "drug", "tier": "tier"}
+
+
+def _worded(field: str, value: object) -> object:
+    """A fact's value as a person reads it (an id of a labelled kind becomes its label)."""
+    kind = _LABELLED_FACTS.get(field)
+    if kind is None or not isinstance(value, str):
+        return value
+    from imnm.knowledge import load_knowledge
+
+    return load_knowledge().label(kind, value)
+
+
 def _detail(findings: list[Finding], missing_inputs: list[str]) -> str:
     lines: list[str] = []
     for finding in findings:
         lines.append(f"**{finding.conclusion}**")
         lines.append("")
-        lines += [f"- {fact.field.replace('_', ' ')}: {fact.value}" for fact in finding.facts]
+        lines += [f"- {fact.field.replace('_', ' ')}: {_worded(fact.field, fact.value)}"
+                  for fact in finding.facts]
         if finding.missing:
             lines.append(f"- missing: {'; '.join(finding.missing)}")
         status = "" if finding.status.value == "confirmed" else f", {finding.status.value}"
