@@ -143,6 +143,7 @@ def test_researcher_sees_pseudonyms_and_cannot_write(site: str) -> None:
         assert response.status_code == 303
         listing = client.get("/patients").text
         assert "dang-le-case-1-web" not in listing and "subject-" in listing
+        assert_in_words(listing)
         assert client.get("/patients/new").status_code == 403
         assert client.post("/patients/new", data={"id": "x", "csrf": csrf_of(client)}
                            ).status_code == 403

@@ -384,7 +384,8 @@ def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) 
         rows = []
         for patient in registry.patients(user):
             result = assess(patient)
-            rows.append({"id": patient.id, "enmc": result.classification.enmc_2017.cls,
+            rows.append({"id": patient.id, "enmc": load_knowledge().label(
+                "enmc_class", result.classification.enmc_2017.cls),
                          "test": result.suspicion.test_for_imnm_antibodies,
                          "review": result.suspicion.review_dystrophy_label})
         return page(request, "patients.html", rows=rows)
