@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import math
 from functools import cache, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pint
+if TYPE_CHECKING:
+    import pint
+
+# pint is imported, and its registry built (about 0.35 s together), only when a value is not
+# already in imnm's canonical unit: most files give CK in U/L, weight in kg, height in cm.
 
 # Accepted spellings shown to users when a unit is refused.
 CK_UNITS = ("U/L", "IU/L", "µkat/L", "ukat/L")
@@ -36,6 +40,8 @@ def read_activity_unit(text: object) -> str | None:
 @cache
 def registry() -> pint.UnitRegistry[Any]:
     """The one pint registry imnm uses (built on first use; about 0.15 s)."""
+    import pint
+
     ureg: pint.UnitRegistry[Any] = pint.UnitRegistry()
     # The international unit of enzyme activity is the enzyme unit (1 µmol/min).
     ureg.define("IU = enzyme_unit")
@@ -61,6 +67,10 @@ def convert(value: float, unit: str, kind: str) -> float:
         raise ValueError(f"a unit of {kind}: one of {', '.join(accepted)}")
     if isinstance(value, bool) or not math.isfinite(value):
         raise ValueError(f"a finite number with a unit of {kind}")
+    if _normalise_spelling(unit) == _normalise_spelling(CANONICAL[kind]):
+        return float(value)  # already canonical: no conversion, no pint
+    import pint
+
     ureg = registry()
     try:
         quantity = ureg.Quantity(value, _normalise_spelling(unit))
@@ -72,6 +82,8 @@ def convert(value: float, unit: str, kind: str) -> float:
 @lru_cache(maxsize=256)
 def parse_dose_unit(unit: str) -> str:
     """Check that ``unit`` is a dose unit (a mass, optionally per kg or m², per time)."""
+    import pint
+
     ureg = registry()
     try:
         parsed = ureg.parse_units(_normalise_spelling(unit).replace("/day", "/day"))

@@ -61,11 +61,10 @@ class ImportReport:
             lines.append(f"{len(labels)} {kind} not used ({reason})"
                          + (f", e.g. {', '.join(labels[:detail])}" if len(labels) > 1 else
                             f": {labels[0]}"))
-        if self.unrecognised_codes:
-            shown = ", ".join(self.unrecognised_codes[:detail])
-            more = len(self.unrecognised_codes) - detail
-            lines.append(f"{len(self.unrecognised_codes)} code(s) imnm does not know: {shown}"
-                         + (f" and {more} more" if more > 0 else ""))
+        codes = self.unrecognised_codes
+        lines += codes[:detail]
+        if len(codes) > detail:
+            lines.append(f"and {len(codes) - detail} more coded entries not used")
         return lines
 
 

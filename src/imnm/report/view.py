@@ -205,7 +205,12 @@ def child_view(patient: Patient, result: Assessment,
               else "height not recorded: enter it for per-m² doses",
               f"body surface area {plan.bsa_m2:.2f} m² ({plan.bsa_formula})"
               if plan.bsa_m2 is not None else "", f"rounding: {plan.rounding_rule}"]
-    used = dict(result.sources)
+    plan_findings = [_said(kb, f) for f in plan.findings]
+    monitoring = [_said(kb, f) for f in (*plan.monitoring, *plan.reassess)]
+    course_findings = [_said(kb, f) for f in course.findings]
+    used = list(dict.fromkeys([
+        *result.sources, *(r.source.id for r in rows), *(s.id for _l, _s, s in bare),
+        *(f.source.id for f in (*plan_findings, *monitoring, *course_findings))]))
     return ChildView(
         patient_id=result.patient_id, as_of=str(result.as_of),
         enmc=kb.label("enmc_class", enmc.cls),
@@ -214,8 +219,7 @@ def child_view(patient: Patient, result: Assessment,
         sections=[(t, lines) for t, lines in outline(result) if t != "Sources"],
         plan_header=[h for h in header if h], plan_missing=list(plan.missing),
         plan_rows=rows, plan_steps_without_dose=bare,
-        plan_findings=[_said(kb, f) for f in plan.findings],
-        monitoring=[_said(kb, f) for f in (*plan.monitoring, *plan.reassess)],
+        plan_findings=plan_findings, monitoring=monitoring,
         course_verdict=verdict, course_escalation=escalation, course_visits=visits,
-        course_findings=[_said(kb, f) for f in course.findings],
-        sources=[_source(kb, k, "confirmed") for k in used])
+        course_findings=course_findings,
+        sources=[_source(kb, k, "confirmed") for k in used if k in kb.sources])
