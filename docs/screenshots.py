@@ -24,12 +24,12 @@ OUT = ROOT / "docs" / "img"
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
+    from tests.conftest import live_uvicorn
+    from tests.test_web import CHROMIUM, CHROMIUM_ARGS
 
     from imnm.patient import load_patient
     from imnm.registry import Registry, migrate
     from imnm.service.app import create_app
-    from tests.conftest import live_uvicorn
-    from tests.test_web import CHROMIUM, CHROMIUM_ARGS
 
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
@@ -38,7 +38,8 @@ def main() -> None:
         registry = Registry(url)
         registry.create_user("dr-lee", "correct horse battery", "clinician")
         doctor = registry.login("dr-lee", "correct horse battery")
-        assert doctor is not None
+        if doctor is None:
+            raise SystemExit("could not log in to the throwaway registry")
         for path in sorted((ROOT / "examples").glob("*.json")):
             registry.save_patient(load_patient(path.read_text(encoding="utf-8")), doctor)
         with live_uvicorn(lambda base: create_app(development=True, registry=registry,
@@ -69,7 +70,7 @@ def main() -> None:
             browser.close()
         pdftoppm = shutil.which("pdftoppm")
         if pdftoppm:
-            subprocess.run([pdftoppm, "-r", "70", "-png", "-f", "1", "-l", "1", str(pdf),
+            subprocess.run([pdftoppm,  # noqa: S603 - our own temporary file "-r", "70", "-png", "-f", "1", "-l", "1", str(pdf),
                             str(OUT / "report-page")], check=True)
         registry.close()
     for image in sorted(OUT.glob("*.png")):
