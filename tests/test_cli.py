@@ -132,3 +132,29 @@ def test_rough_edges_of_the_command_line(tmp_path: Path) -> None:
         assert any("Immunization not used" in n for n in notes)
     summary = imnm("evidence", "summary").stdout
     assert summary.splitlines()[2].split()[:4] == ["figure", "published", "recomputed", "agrees"]
+
+
+def test_what_clinicians_read_is_in_words() -> None:
+    """Issue 13: assess, plan and course for every example, with no machine id in the text
+    (rule and source ids are references, and allowed)."""
+    import re
+
+    from imnm.knowledge import load_knowledge
+    from imnm.report import render_markdown, render_text
+    from imnm.report.treatment import render_course, render_plan
+    from imnm.rules.response import evaluate
+    from imnm.rules.treatment import build_plan
+    from tests.test_web import assert_in_words
+
+    kb = load_knowledge()
+    for path in sorted(EXAMPLES.glob("*.json")):
+        patient = load_patient(path.read_text(encoding="utf-8"))
+        result = assess(patient)
+        enmc = result.classification.enmc_2017
+        text = "\n".join([render_text(result), render_markdown(result),
+                          render_plan(build_plan(patient, kb, enmc.cls, enmc.caveats)),
+                          render_course(evaluate(patient, kb, enmc.cls))])
+        outside_brackets = re.sub(r"\[[^\]]*\]", "", text)
+        assert_in_words(outside_brackets)
+        ids = set(re.findall(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b", outside_brackets))
+        assert ids <= set(kb.sources), (path.name, sorted(ids - set(kb.sources)))

@@ -255,9 +255,9 @@ def test_pathology_pattern_matching() -> None:
     # necrosis, sarcolemmal MAC and fine granular p62 support; the absent features
     # (MHC-II, CD8 invasion) are consistent but not listed as support.
     assert len(diff["imnm"].supports) == 3 and diff["imnm"].against == ()
-    assert not any("cd8" in x or "mhc_ii" in x for x in diff["imnm"].supports)
+    assert not any("CD8" in x or "MHC class II" in x for x in diff["imnm"].supports)
     assert any("p62" in x for x in diff["ibm"].against)
-    assert any("mhc_ii" in x for x in diff["ass"].against)
+    assert any("MHC class II" in x for x in diff["ass"].against)
 
 
 def test_red_flags_for_anti_srp() -> None:

@@ -72,7 +72,8 @@ def render_plan(plan: TreatmentPlan) -> str:
             out.append(f"  {dose_drug(kb, text)}: not computed ({reason}"
                        + ("; enter the weight in kg" if "weight" in reason else "") + ")")
         if step.other_options:
-            out.append("  other options (no dose computed): " + ", ".join(step.other_options))
+            out.append("  other options (no dose computed): "
+                       + ", ".join(kb.label("drug", d) for d in step.other_options))
         out.append("")
     if plan.monitoring:
         out.append("Monitoring")

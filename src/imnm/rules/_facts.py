@@ -237,7 +237,8 @@ def necrotizing_biopsy(biopsy: Biopsy | None) -> tuple[bool | None, str]:
         return None, "no biopsy"
     other = [f for f in _OTHER_IIM_FEATURES if getattr(biopsy, f) is True]
     if other:
-        return False, "features of another myopathy: " + ", ".join(other)
+        return False, "features of another myopathy: " + ", ".join(
+            f.replace("_", " ") for f in other)
     if biopsy.conclusion is BiopsyConclusion.necrotizing_myopathy:
         return True, "pathologist's conclusion: necrotizing myopathy"
     if biopsy.conclusion is not None and biopsy.conclusion in _NOT_NECROTIZING:

@@ -62,7 +62,9 @@ def evaluate(patient: Patient, knowledge: Knowledge) -> Differential:
                 continue
             target = evidence[feature.subgroup]
             target.sources.add(feature.source)
-            shown = f"biopsy {feature.field}={str(observed).lower()}"
+            value = str(observed.value if hasattr(observed, "value") else observed).lower()
+            shown = (f"biopsy {knowledge.label('biopsy_feature', feature.field)} "
+                     f"({ {'true': 'yes', 'false': 'no'}.get(value, value.replace('_', ' ')) })")
             absence = feature.expected in (False, "absent")
             if _matches(observed, feature.expected):
                 if not absence:  # the absence of a feature is consistent, not support

@@ -255,7 +255,7 @@ def evaluate(patient: Patient, knowledge: Knowledge, enmc_class: str,
         conclusion=("; ".join(trend) + ".") if trend else "No measure recorded at two visits.",
         facts=facts(visits=len(visits)), source="rider_2017_jdm_response",
         status=Status.confirmed,
-        missing=tuple(f"TIS: {m}" for m in tis_missing)))
+        missing=tuple(f"TIS: {m.replace('_', ' ')}" for m in tis_missing)))
 
     timeline = [_status_at(patient, knowledge, visits[: i + 1], juvenile, params)
                 for i in range(1, len(visits))]

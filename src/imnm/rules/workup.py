@@ -21,6 +21,9 @@ _PANEL = tuple(a for a in Antibody if a not in (Antibody.HMGCR, Antibody.SRP))
 _IHC_FIELDS = ("mhc_i", "mhc_ii", "mac", "p62")
 
 
+_EXPOSURE_WORDS = {"statin": "statin", "red_yeast_rice": "red yeast rice",
+                   "mushrooms": "mushrooms", "pu_erh_tea": "Pu-erh tea"}
+
 def evaluate(patient: Patient, knowledge: Knowledge, enmc_class: str) -> tuple[Finding, ...]:
     """Work-up actions and red flags for one child."""
     out: list[Finding] = []
@@ -118,13 +121,13 @@ def evaluate(patient: Patient, knowledge: Knowledge, enmc_class: str) -> tuple[F
     if exposures.statin is True:
         out.append(recommended(knowledge, "redflag.statin_exposure",
                                facts_used=facts(statin=exposures.statin_name or True)))
-    food = [n for n in ("red_yeast_rice", "mushrooms", "pu_erh_tea")
+    food = [_EXPOSURE_WORDS[n] for n in ("red_yeast_rice", "mushrooms", "pu_erh_tea")
             if getattr(exposures, n) is True]
     if food:
         out.append(recommended(knowledge, "redflag.food_statin_exposure",
                                facts_used=facts(food_sources=food)))
-    unknown = [n for n in ("statin", "red_yeast_rice", "mushrooms", "pu_erh_tea")
-               if getattr(exposures, n) is None]
+    unknown = [_EXPOSURE_WORDS[n] for n in ("statin", "red_yeast_rice", "mushrooms",
+                                            "pu_erh_tea") if getattr(exposures, n) is None]
     if unknown and not genetic_confirmed and (
             hmgcr is AntibodyStatus.positive or (picture and hmgcr not in known)):
         out.append(recommended(knowledge, "workup.ask_statin_exposure",
