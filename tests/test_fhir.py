@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,91 @@ def test_ck_units_as_ehrs_send_them() -> None:
     assert any("'mg/dL', not a unit of activity" in line for line in report.ignored)
     patient, report = from_bundle(bundle_with({"value": 12000}))
     assert patient.ck == [] and any("None, not a unit" in line for line in report.ignored)
+
+
+# ---------------------------------------------------------------- issue 14: only what is read
+
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | \
+        st.text(max_size=12)
+    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=3)
+                        | st.dictionaries(st.sampled_from(
+                            ["coding", "text", "system", "code", "value", "unit", "high",
+                             "display", "start", "end", "doseQuantity"]), inner, max_size=3),
+                        max_leaves=8)
+
+
+def _read_paths() -> list[tuple[str, tuple[str, ...]]]:
+    from imnm.fhir.shapes import READ
+
+    paths: list[tuple[str, tuple[str, ...]]] = []
+
+    def walk(kind: str, shape: Any, path: tuple[str, ...]) -> None:
+        if isinstance(shape, dict):
+            for key, inner in shape.items():
+                paths.append((kind, (*path, key)))
+                walk(kind, inner, (*path, key))
+        elif isinstance(shape, list):
+            walk(kind, shape[0], (*path, "0"))
+
+    for kind, shape in READ.items():
+        walk(kind, shape, ())
+    return paths
+
+
+def test_the_light_check_turns_any_value_in_a_read_field_into_a_clear_error() -> None:
+    """Whatever JSON sits in a field imnm reads, from_bundle(validate="read") answers with a
+    patient or an InputError naming the field, never another exception (the hook's 500)."""
+    import copy
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from imnm.errors import InputError
+    from imnm.fhir import from_bundle, to_bundle
+
+    base = to_bundle(load_patient((EXAMPLES / "case-series-2025-patient-1-course.json")
+                                  .read_text(encoding="utf-8")))
+    base["entry"].append({"resource": {
+        "resourceType": "MedicationRequest", "id": "m9", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/x"},
+        "medicationCodeableConcept": {"text": "methotrexate"},
+        "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": 15, "unit": "mg"}}]}]}})
+    base["entry"] += [{"resource": {"resourceType": kind, "id": f"x{i}"}}
+                      for i, kind in enumerate(("FamilyMemberHistory", "Procedure",
+                                                "DiagnosticReport", "Condition",
+                                                "MedicationStatement",
+                                                "MedicationAdministration"))]
+    paths = _read_paths()
+
+    @settings(max_examples=300, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(which=st.integers(0, len(paths) - 1), value=_json_values())
+    def check(which: int, value: Any) -> None:
+        kind, path = paths[which]
+        bundle = copy.deepcopy(base)
+        targets = [e["resource"] for e in bundle["entry"]
+                   if e["resource"]["resourceType"] == kind]
+        node: Any = targets[0]
+        for key in path[:-1]:
+            if key == "0":
+                if not isinstance(node, list) or not node:
+                    return
+                node = node[0]
+            else:
+                node = node.setdefault(key, [{}] if key in (
+                    "coding", "interpretation", "referenceRange", "performer", "component",
+                    "tag", "dosage", "dosageInstruction", "doseAndRate", "extension",
+                    "identifier", "condition", "note", "conclusionCode") else {})
+            if not isinstance(node, dict | list):
+                return
+        if isinstance(node, dict):
+            node[path[-1]] = value
+        try:
+            from_bundle(bundle, validate="read")
+        except InputError:
+            pass
+
+    check()

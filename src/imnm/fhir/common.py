@@ -139,11 +139,57 @@ def _resource_type_problems(bundle: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def _structure_problems(bundle: Mapping[str, Any]) -> list[Problem]:
+    """A Bundle's frame: entries a list of objects, each resource an object, the timestamp an
+    instant (searchset Bundles nested in it likewise)."""
+    from imnm.fhir.shapes import _datetime
+
+    problems: list[Problem] = []
+    stack: list[tuple[Mapping[str, Any], str]] = [(bundle, "bundle")]
+    while stack:
+        node, where = stack.pop()
+        stamp = node.get("timestamp")
+        if stamp is not None and (_datetime(stamp) is not None or len(str(stamp)) < 10):
+            problems.append(Problem(f"{where}.timestamp", shorten(stamp),
+                                    "a FHIR instant (YYYY-MM-DDThh:mm:ssZ)"))
+        entries = node.get("entry")
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            problems.append(Problem(f"{where}.entry", shorten(entries), "a JSON array"))
+            continue
+        for i, entry in enumerate(entries):
+            resource = entry.get("resource") if isinstance(entry, Mapping) else entry
+            if not isinstance(entry, Mapping) or not isinstance(resource, Mapping):
+                problems.append(Problem(f"{where}.entry.{i}", shorten(entry),
+                                        "an entry with a resource (a JSON object)"))
+            elif resource.get("resourceType") == "Bundle":
+                stack.append((resource, f"{where}.entry.{i}.resource"))
+    return problems
+
+
+def _validate_read(bundle: Mapping[str, Any]) -> None:
+    """Check only what imnm reads (:mod:`imnm.fhir.shapes`): the frame, the resource types,
+    and the fields the readers take, each for its FHIR JSON type."""
+    from imnm.fhir.shapes import read_problems
+
+    check_depth(bundle, "bundle")
+    problems = _structure_problems(bundle) or _resource_type_problems(bundle)
+    if not problems:
+        for i, resource in enumerate(resources_of(bundle)):
+            problems += read_problems(resource, f"bundle.resource {i} "
+                                      f"({resource.get('resourceType')})")
+            if len(problems) >= 20:
+                break
+    if problems:
+        raise InputError(problems[:20])
+
+
 def _validate_bundle(bundle: Mapping[str, Any]) -> None:
     from fhir.resources.R4B.bundle import Bundle
 
     check_depth(bundle, "bundle")
-    problems = _resource_type_problems(bundle)
+    problems = _structure_problems(bundle) or _resource_type_problems(bundle)
     if problems:
         raise InputError(problems)
     try:

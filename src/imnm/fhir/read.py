@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from imnm.codes import URIS, CodeSystem
 from imnm.errors import InputError, Problem
@@ -43,6 +43,7 @@ from imnm.fhir.common import (
     _first,
     _loinc_index,
     _validate_bundle,
+    _validate_read,
     is_bundle,
     resources_of,
 )
@@ -78,10 +79,18 @@ def _value(resource: Mapping[str, Any]) -> Any:
 
 
 def from_bundle(bundle: Mapping[str, Any], knowledge: Knowledge | None = None,
-                *, as_of: dt.date | None = None) -> tuple[Patient, ImportReport]:
-    """Read a FHIR R4 Bundle about one child. Raises InputError when it cannot be used."""
+                *, as_of: dt.date | None = None,
+                validate: Literal["full", "read"] = "full") -> tuple[Patient, ImportReport]:
+    """Read a FHIR R4 Bundle about one child. Raises InputError when it cannot be used.
+
+    ``validate="full"`` checks the whole Bundle against FHIR R4 (fhir.resources);
+    ``"read"`` checks only the fields imnm reads, for their JSON types (the CDS Hooks
+    service: a fraction of the cost, the same kind of error)."""
     kb = knowledge or load_knowledge()
-    _validate_bundle(bundle)
+    if validate == "read":
+        _validate_read(bundle)
+    else:
+        _validate_bundle(bundle)
     report = ImportReport()
     loinc = _loinc_index(kb)
     snomed_ok = {(c.system, c.code) for c in kb.codes}

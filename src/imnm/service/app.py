@@ -242,7 +242,7 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
         if over_age_limit(prefetch["patient"]):
             # patient-view fires for every patient: one outside imnm's age range gets no card.
             return CardsResponse(cards=[])
-        patient, _report = from_bundle(bundle)
+        patient, _report = from_bundle(bundle, validate="read")  # only what imnm reads
         # As in the population screen: weakness is rarely coded in an EHR, so the hook does
         # not require it (parameter suspicion_require_proximal_weakness).
         result = assess(patient, parameters={"suspicion_require_proximal_weakness": False})

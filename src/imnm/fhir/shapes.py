@@ -1,0 +1,115 @@
+"""Checking only what imnm reads of a FHIR Bundle: the fields the readers in
+:mod:`imnm.fhir.read` take, each for the JSON type FHIR gives it. Used by the CDS Hooks service
+instead of validating the whole Bundle through fhir.resources, which costs more than the
+assessment itself (issue 14) and judges fields imnm never reads.
+
+A field of the wrong type is an :class:`~imnm.errors.InputError` naming where it is, what it
+is and what FHIR expects there, exactly as the full validation's errors do; fields imnm does not
+read, and resources of types it does not read, are left alone (and reported as not used).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from imnm.errors import Problem, shorten
+
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
+                   r"(Z|[+-]\d{2}:\d{2})?)?)?)?$")
+
+Check = Callable[[object], str | None]  # None when the value fits, else what was expected
+
+
+def _string(value: object) -> str | None:
+    return None if isinstance(value, str) else "a string"
+
+
+def _number(value: object) -> str | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return None if ok else "a number"
+
+
+def _boolean(value: object) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+def _integer(value: object) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return None if ok else "an integer"
+
+
+def _datetime(value: object) -> str | None:
+    ok = isinstance(value, str) and _DATE.match(value) is not None
+    return None if ok else "a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD[Thh:mm:ss])"
+
+
+CODING: dict[str, Any] = {"system": _string, "code": _string, "display": _string}
+CONCEPT: dict[str, Any] = {"coding": [CODING], "text": _string}
+QUANTITY: dict[str, Any] = {"value": _number, "unit": _string, "code": _string,
+                            "system": _string}
+PERIOD: dict[str, Any] = {"start": _datetime, "end": _datetime}
+DOSAGE: dict[str, Any] = {"doseAndRate": [{"doseQuantity": QUANTITY}], "route": CONCEPT,
+                          "timing": {"code": CONCEPT}}
+MEDICATION: dict[str, Any] = {
+    "status": _string, "medicationCodeableConcept": CONCEPT, "effectivePeriod": PERIOD,
+    "effectiveDateTime": _datetime, "authoredOn": _datetime,
+    "dispenseRequest": {"validityPeriod": PERIOD}, "dosage": [DOSAGE],
+    "dosageInstruction": [DOSAGE], "extension": [{"url": _string, "valueInteger": _integer}]}
+
+READ: dict[str, dict[str, Any]] = {
+    "Patient": {"id": _string, "gender": _string, "birthDate": _datetime,
+                "identifier": [{"system": _string, "value": _string}]},
+    "Condition": {"verificationStatus": CONCEPT, "clinicalStatus": CONCEPT, "code": CONCEPT,
+                  "onsetDateTime": _datetime},
+    "Observation": {
+        "status": _string, "code": CONCEPT, "effectiveDateTime": _datetime,
+        "valueBoolean": _boolean, "valueInteger": _integer, "valueString": _string,
+        "valueDateTime": _datetime, "valueQuantity": QUANTITY, "valueCodeableConcept": CONCEPT,
+        "dataAbsentReason": CONCEPT, "interpretation": [CONCEPT], "method": CONCEPT,
+        "referenceRange": [{"high": QUANTITY}], "performer": [{"display": _string}],
+        "component": [{"code": CONCEPT, "valueString": _string}],
+        "meta": {"tag": [CODING]}},
+    "MedicationStatement": MEDICATION,
+    "MedicationRequest": MEDICATION,
+    "MedicationAdministration": MEDICATION,
+    "FamilyMemberHistory": {"condition": [{"note": [{"text": _string}]}]},
+    "Procedure": {"code": CONCEPT, "performedDateTime": _datetime},
+    "DiagnosticReport": {"code": CONCEPT, "conclusionCode": [CONCEPT],
+                         "effectiveDateTime": _datetime},
+}
+
+
+def _walk(value: object, shape: Any, where: str, problems: list[Problem]) -> None:
+    if value is None:
+        return  # absent: the readers treat null as absent
+    if isinstance(shape, dict):
+        if not isinstance(value, Mapping):
+            problems.append(Problem(where, shorten(value), "a JSON object"))
+            return
+        for key, inner in shape.items():
+            if key in value:
+                _walk(value[key], inner, f"{where}.{key}", problems)
+    elif isinstance(shape, list):
+        if not isinstance(value, list):
+            problems.append(Problem(where, shorten(value), "a JSON array"))
+            return
+        for i, item in enumerate(value):
+            if item is None:
+                problems.append(Problem(f"{where}.{i}", "None", "not null"))
+                continue
+            _walk(item, shape[0], f"{where}.{i}", problems)
+    else:
+        expected = shape(value)
+        if expected is not None:
+            problems.append(Problem(where, shorten(value), expected))
+
+
+def read_problems(resource: Mapping[str, Any], where: str) -> list[Problem]:
+    """What is wrong in the fields imnm reads of one resource (empty when nothing is)."""
+    shape = READ.get(str(resource.get("resourceType")))
+    problems: list[Problem] = []
+    if shape is not None:
+        _walk(resource, shape, where, problems)
+    return problems
