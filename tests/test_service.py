@@ -541,3 +541,51 @@ def test_cards_speak_in_words(dev: TestClient) -> None:
         cards = dev.post(f"/cds-services/{SERVICE_ID}", json=hook_call(example)).json()
         assert_in_words(json.dumps([{k: c.get(k) for k in ("summary", "detail")}
                                     for c in cards["cards"]]))
+
+
+def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
+        tmp_path: Any) -> None:
+    """Issue 14: `imnm serve --workers N`. Several processes answer on one socket; a token
+    replayed to another worker is still refused, and a card's link made by one opens on any."""
+    import socket
+    import subprocess
+    import sys
+
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(jwks()), encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "imnm.cli", "serve", "--port", str(port), "--workers", "2",
+         "--issuer", f"{ISSUER}={jwks_file}"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/knowledge", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        url = f"{base}/cds-services/{SERVICE_ID}"
+        links = []
+        for _ in range(12):  # new connections: the kernel spreads them over the workers
+            with httpx.Client(timeout=10) as client:
+                headers = {"Authorization": f"Bearer {token(url)}"}
+                first = client.post(url, json=hook_call(), headers=headers)
+                assert first.status_code == 200, first.text
+                links.append(first.json()["cards"][0]["links"][0]["url"])
+            with httpx.Client(timeout=10) as other:
+                assert other.post(url, json=hook_call(), headers=headers).status_code == 401
+        for link in links[:4]:
+            assert httpx.get(link, timeout=10).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        assert server.stderr is not None
+        err = server.stderr.read()
+        server.stderr.close()
+    assert "Traceback" not in err
+    assert err.count("Started server process") >= 2  # two workers answered

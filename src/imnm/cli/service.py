@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,6 +37,9 @@ def serve(
         "audience, card links, the clinic's origin). Default: http://HOST:PORT.")] = None,
     max_body_mb: Annotated[float, typer.Option(
         "--max-body-mb", min=0.001, help="Largest request body accepted, in MiB.")] = 16.0,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=64, help="Worker processes (one per core is a good start); "
+        "they share one listening socket, the replay cache and the card-link secret.")] = 1,
 ) -> None:
     """Serve the REST API (/assess, /knowledge, /docs), the CDS Hooks service and, with
     --registry, the clinic's web pages."""
@@ -77,12 +81,54 @@ def serve(
         typer.echo(f"imnm serve: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     typer.echo(f"imnm service on http://{host}:{port}, called as {base} "
-               "(API docs at /docs)", err=True)
+               f"(API docs at /docs); {workers} worker(s)", err=True)
     log_config = dict(uvicorn.config.LOGGING_CONFIG)
     log_config["loggers"] = {**log_config["loggers"], "imnm": {
         "handlers": ["default"], "level": "INFO", "propagate": False}}
-    uvicorn.run(app_, host=host, port=port, log_level="info", log_config=log_config,
-                proxy_headers=True)
+    if workers == 1:
+        uvicorn.run(app_, host=host, port=port, log_level="info", log_config=log_config,
+                    proxy_headers=True)
+        return
+    _serve_workers(workers, host, port, log_config, {
+        "issuers": issuers, "development": insecure_development, "registry": registry,
+        "base_url": base, "max_body_bytes": int(max_body_mb * 1024 * 1024),
+        "link_secret": web_secret or secrets.token_hex(32)})
+
+
+def _serve_workers(workers: int, host: str, port: int, log_config: dict[str, Any],
+                   config: dict[str, Any]) -> None:
+    """Several uvicorn workers on one listening socket. The socket is made here as a TCP
+    socket (protocol IPPROTO_TCP), so that asyncio sets TCP_NODELAY on every connection it
+    accepts: uvicorn's own shared socket has protocol 0, asyncio skips it, and Nagle's
+    algorithm with delayed ACKs then holds each response about 40 ms."""
+    import json
+    import os
+    import socket
+    import tempfile
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from imnm.service.app import SERVE_ENVIRONMENT
+
+    with tempfile.TemporaryDirectory(prefix="imnm-serve-") as folder:
+        os.environ[SERVE_ENVIRONMENT] = json.dumps(
+            config | {"replay_path": os.path.join(folder, "replay.db"),
+                      "reports_path": os.path.join(folder, "reports.db")})
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            typer.echo(f"imnm serve: --port {port}: {exc.strerror}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        sock.set_inheritable(True)
+        uconfig = uvicorn.Config("imnm.service.app:app_from_environment", factory=True,
+                                 host=host, port=port, workers=workers, log_level="info",
+                                 log_config=log_config, proxy_headers=True)
+        Multiprocess(uconfig, sockets=[sock]).run()
 
 
 registry_app = typer.Typer(help="The registry of patients, visits and assessments.",

@@ -15,11 +15,13 @@ import hashlib
 import hmac
 import logging
 import secrets
+import sqlite3
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -62,6 +64,10 @@ REPORT_LINK_SECONDS = 600
 """How long a card's link to the full report opens it (operational): long enough to read the
 card and click, short enough that a link copied out of the EHR soon stops working."""
 
+# As in the population screen: weakness is rarely coded in an EHR, so the hook does not
+# require it (parameter suspicion_require_proximal_weakness).
+HOOK_PARAMETERS = {"suspicion_require_proximal_weakness": False}
+
 FhirFetcher = Callable[[str, str, str | None], Any]
 
 
@@ -78,25 +84,59 @@ def _fetch_fhir(base: str, query: str, token: str | None) -> Any:  # pragma: no 
 
 @dataclass
 class Reports:
-    """Recent full reports, by an unguessable id, for the cards' links (bounded, expiring)."""
+    """The children behind recent cards, by an unguessable id, for the cards' links (bounded,
+    expiring). The report is assessed and rendered again when its link is opened."""
 
-    _items: OrderedDict[str, tuple[float, Any]] = field(default_factory=OrderedDict)
+    _items: OrderedDict[str, tuple[float, str]] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def put(self, item: Any) -> str:
+    def put(self, patient_json: str) -> str:
         key = str(uuid.uuid4())
         with self._lock:
-            self._items[key] = (time.time() + REPORT_TTL_SECONDS, item)
+            self._items[key] = (time.time() + REPORT_TTL_SECONDS, patient_json)
             while len(self._items) > REPORT_CAPACITY:
                 self._items.popitem(last=False)
         return key
 
-    def get(self, key: str) -> Any:
+    def get(self, key: str) -> str | None:
         with self._lock:
             item = self._items.get(key)
         if item is None or item[0] < time.time():
             return None
         return item[1]
+
+
+class SharedReports(Reports):
+    """:class:`Reports` in a SQLite file several worker processes share, so a card's link made
+    by one worker opens on any."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        with closing(self._connect()) as db:
+            db.execute("CREATE TABLE IF NOT EXISTS reports "
+                       "(key TEXT PRIMARY KEY, until REAL, patient TEXT)")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db.execute("PRAGMA journal_mode = WAL")
+        return db
+
+    def put(self, patient_json: str) -> str:
+        key = str(uuid.uuid4())
+        with closing(self._connect()) as db:
+            db.execute("DELETE FROM reports WHERE until < ?", (time.time(),))
+            db.execute("INSERT INTO reports VALUES (?, ?, ?)",
+                       (key, time.time() + REPORT_TTL_SECONDS, patient_json))
+        return key
+
+    def get(self, key: str) -> str | None:
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT until, patient FROM reports WHERE key = ?",
+                             (key,)).fetchone()
+        if row is None or row[0] < time.time():
+            return None
+        return str(row[1])
 
 
 def over_age_limit(patient: Mapping[str, Any], today: dt.date | None = None) -> bool:
@@ -122,7 +162,7 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
                fetch_fhir: FhirFetcher = _fetch_fhir, registry: Any = None,
                base_url: str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               link_secret: str | None = None) -> FastAPI:
+               link_secret: str | None = None, shared_reports: str | None = None) -> FastAPI:
     """The service. Without ``verifier`` it refuses to start unless ``development`` is set.
 
     ``base_url`` is the URL clients call (``https://imnm.example.org``): tokens must name it
@@ -141,7 +181,7 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
     own_base = base_url.rstrip("/") if base_url else None
     link_key = (link_secret or secrets.token_hex(32)).encode()
     knowledge = load_knowledge()
-    reports = Reports()
+    reports = SharedReports(shared_reports) if shared_reports else Reports()
     feedback_counts: dict[str, int] = {"accepted": 0, "overridden": 0}
     # API docs with Swagger UI's files served from the package, so /docs works without internet.
     app = FastAPIOffline(title="imnm", version=__version__,
@@ -243,10 +283,8 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
             # patient-view fires for every patient: one outside imnm's age range gets no card.
             return CardsResponse(cards=[])
         patient, _report = from_bundle(bundle, validate="read")  # only what imnm reads
-        # As in the population screen: weakness is rarely coded in an EHR, so the hook does
-        # not require it (parameter suspicion_require_proximal_weakness).
-        result = assess(patient, parameters={"suspicion_require_proximal_weakness": False})
-        key = reports.put((patient, result))  # rendered when the link is opened
+        result = assess(patient, parameters=HOOK_PARAMETERS)
+        key = reports.put(patient.model_dump_json())  # assessed again when the link is opened
         base = own_base or str(request.base_url).rstrip("/")
         expires = int(time.time()) + REPORT_LINK_SECONDS
         link = (f"{base}/reports/{key}?" + urlencode({
@@ -282,7 +320,8 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
             return PlainTextResponse("not found", status_code=404)
         from imnm.service.web import chart_png, report_html
 
-        patient, result = item
+        patient = load_patient(item)
+        result = assess(patient, parameters=HOOK_PARAMETERS)
         LOG.info("report opened by a link issued to %s", user)
         return HTMLResponse(report_html(patient, result, chart_png(patient)))
 
@@ -292,3 +331,33 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
 
         mount_web(app, registry, base_url=own_base)
     return app
+
+
+SERVE_ENVIRONMENT = "IMNM_SERVE"
+"""How `imnm serve --workers N` hands its configuration to each worker process (JSON)."""
+
+
+def app_from_environment() -> FastAPI:
+    """The service as `imnm serve` configured it, for each of several worker processes
+    (uvicorn's factory): the same issuers, base URL, registry, body cap and card-link secret,
+    and one replay cache shared by all workers."""
+    import json
+    import os
+
+    from imnm.service.security import SharedReplayCache
+
+    config = json.loads(os.environ[SERVE_ENVIRONMENT])
+    verifier = None
+    if config.get("issuers"):
+        verifier = TokenVerifier(config["issuers"],
+                                 replay=SharedReplayCache(config["replay_path"]))
+    registry = None
+    if config.get("registry"):
+        from imnm.registry import Registry
+
+        registry = Registry(config["registry"])
+    return create_app(verifier, development=bool(config.get("development")),
+                      registry=registry, base_url=config["base_url"],
+                      max_body_bytes=int(config["max_body_bytes"]),
+                      link_secret=config["link_secret"],
+                      shared_reports=config["reports_path"])

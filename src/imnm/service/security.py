@@ -77,6 +77,38 @@ class KeysUnavailable(Exception):
         self.reason = reason
 
 
+class SharedReplayCache(ReplayCache):
+    """``jti`` values seen by any of several worker processes: a SQLite file they share (the
+    first to insert a ``jti`` wins; an expired one may be used again after it expires)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, until REAL)")
+
+    def _connect(self) -> Any:
+        import sqlite3
+
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db.execute("PRAGMA journal_mode = WAL")
+        return db
+
+    def check_and_add(self, key: str, expires_at: float) -> bool:
+        import sqlite3
+
+        db = self._connect()
+        try:
+            db.execute("DELETE FROM seen WHERE until < ?", (time.time(),))
+            db.execute("INSERT INTO seen (key, until) VALUES (?, ?)",
+                       (key, expires_at + LEEWAY_SECONDS))
+            return True
+        except sqlite3.IntegrityError:
+            return False
+        finally:
+            db.close()
+
+
 JwksFetcher = Callable[[str], Mapping[str, Any]]
 
 
