@@ -21,7 +21,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -113,27 +112,30 @@ class SharedReports(Reports):
     def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
-        with closing(self._connect()) as db:
-            db.execute("CREATE TABLE IF NOT EXISTS reports "
-                       "(key TEXT PRIMARY KEY, until REAL, patient TEXT)")
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        db.execute("PRAGMA journal_mode = WAL")
-        return db
+        # One connection per process, used under the lock. A cache of the last hour's cards:
+        # no fsync (synchronous OFF); what a crash of the machine loses is a link to reopen.
+        self._db = sqlite3.connect(path, timeout=10, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute("CREATE TABLE IF NOT EXISTS reports "
+                         "(key TEXT PRIMARY KEY, until REAL, patient TEXT)")
+        self._puts = 0
 
     def put(self, patient_json: str) -> str:
         key = str(uuid.uuid4())
-        with closing(self._connect()) as db:
-            db.execute("DELETE FROM reports WHERE until < ?", (time.time(),))
-            db.execute("INSERT INTO reports VALUES (?, ?, ?)",
-                       (key, time.time() + REPORT_TTL_SECONDS, patient_json))
+        with self._lock:
+            self._puts += 1
+            if self._puts % 100 == 1:
+                self._db.execute("DELETE FROM reports WHERE until < ?", (time.time(),))
+            self._db.execute("INSERT INTO reports VALUES (?, ?, ?)",
+                             (key, time.time() + REPORT_TTL_SECONDS, patient_json))
         return key
 
     def get(self, key: str) -> str | None:
-        with closing(self._connect()) as db:
-            row = db.execute("SELECT until, patient FROM reports WHERE key = ?",
-                             (key,)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT until, patient FROM reports WHERE key = ?",
+                                   (key,)).fetchone()
         if row is None or row[0] < time.time():
             return None
         return str(row[1])
