@@ -656,10 +656,6 @@ WITH members AS (
   SELECT DISTINCT
     concept_id
   FROM imnm_set_concepts
-), known AS (
-  SELECT
-    concept_id
-  FROM concept
 ), conditions AS (
   SELECT
     condition_concept_id AS cid,
@@ -701,6 +697,24 @@ WITH members AS (
     'drug_exposure' AS input,
     *
   FROM drugs
+), used_ids /* The distinct concept ids the rows use (thousands), looked up in CONCEPT (millions) once */ /* each: never every tallied row against the whole vocabulary. */ AS (
+  SELECT
+    cid AS concept_id
+  FROM tallied
+  WHERE
+    NOT cid IS NULL AND cid <> 0
+  UNION
+  SELECT
+    sid AS concept_id
+  FROM tallied
+  WHERE
+    NOT sid IS NULL AND sid <> 0
+), known AS (
+  SELECT
+    u.concept_id
+  FROM used_ids AS u
+  JOIN concept AS c
+    ON c.concept_id = u.concept_id
 ), flagged AS (
   SELECT
     t.input,

@@ -167,8 +167,11 @@ def worklist_order(row: WorklistRow) -> tuple[int, int, int, str]:
     return (tier, 0, int(pid), "") if pid.isdigit() else (tier, 1, 0, pid)
 # Staging views read more than once (by the screen, the coverage counts, the per-child route),
 # each small once filtered by the code sets: computed once.
-STAGED_VIEWS = {"omop": ("imnm_set_concepts", "imnm_condition", "imnm_measurement",
-                         "imnm_drug"),
+# Computed once each, in this order. The code sets' roots come first: a few hundred rows whose
+# size the engine then knows, so joins to CONCEPT_ANCESTOR and CONCEPT_RELATIONSHIP (millions
+# of rows) build their hash tables on the roots, not on the vocabulary.
+STAGED_VIEWS = {"omop": ("imnm_set_roots", "imnm_set_concepts", "imnm_condition",
+                         "imnm_measurement", "imnm_drug"),
                 "fhir": ("imnm_condition", "imnm_measurement", "imnm_drug_matches")}
 
 

@@ -5,9 +5,6 @@ CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
 WITH members AS (
     SELECT DISTINCT concept_id FROM imnm_set_concepts
 ),
-known AS (
-    SELECT concept_id FROM concept
-),
 conditions AS (
     SELECT condition_concept_id AS cid, condition_source_concept_id AS sid, COUNT(*) AS n
     FROM condition_occurrence
@@ -29,6 +26,16 @@ tallied AS (
     SELECT 'measurement' AS input, * FROM measurements
     UNION ALL
     SELECT 'drug_exposure' AS input, * FROM drugs
+),
+-- The distinct concept ids the rows use (thousands), looked up in CONCEPT (millions) once
+-- each: never every tallied row against the whole vocabulary.
+used_ids AS (
+    SELECT cid AS concept_id FROM tallied WHERE cid IS NOT NULL AND cid <> 0
+    UNION
+    SELECT sid AS concept_id FROM tallied WHERE sid IS NOT NULL AND sid <> 0
+),
+known AS (
+    SELECT u.concept_id FROM used_ids AS u JOIN concept AS c ON c.concept_id = u.concept_id
 ),
 flagged AS (
     SELECT t.input, t.n,
