@@ -49,7 +49,7 @@ def build(children: int, path: Path, *, planted: int = 30_000, concepts: int = 3
         con.execute(f"ATTACH '{seeds}' AS p (READ_ONLY)")
         for table in ("person", "measurement", "condition_occurrence", "drug_exposure",
                       "concept", "concept_ancestor", "concept_relationship", "imnm_truth"):
-            con.execute(f"CREATE TABLE {table} AS SELECT * FROM p.{table}")  # noqa: S608
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM p.{table}")
         con.execute("DETACH p")
     background = children - planted
     first = planted + 1
@@ -123,7 +123,7 @@ def build(children: int, path: Path, *, planted: int = 30_000, concepts: int = 3
         SELECT {FILLER} + k AS concept_id_1, {FILLER} + k // 10 AS concept_id_2,
                'Is a' AS relationship_id
         FROM range(10, {concepts // 3}) AS t(k)""")
-    counts = {table: float(con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # type: ignore[index]  # noqa: S608,E501
+    counts = {table: float(con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # type: ignore[index]
               for table in ("person", "measurement", "condition_occurrence", "drug_exposure",
                             "concept", "concept_ancestor", "concept_relationship")}
     con.execute("CHECKPOINT")
