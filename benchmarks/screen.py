@@ -177,7 +177,6 @@ def main() -> None:
             f"\n{n:,} children (generated in {gen:.1f} s; {screen_out})",
             f"  screen on DuckDB      {screen_s:8.2f} s   "
             f"(median {statistics.median(screens):.2f} s)"
-            f"(median {statistics.median(screens):.2f} s)"
             f"   peak {screen_mb:7.0f} MiB   "
             f"{fig['screen_us_per_child']:.1f} µs per child (whole process {screen_wall:.2f} s,"
             " with imports)",
