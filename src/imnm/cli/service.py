@@ -208,7 +208,7 @@ def demo(
     synth.write_omop(synth.population(patients, 1), database)
     result = run_screen("omop", str(database), as_of=synth.AS_OF)
     kb_ = load_knowledge()
-    counts = ", ".join(f"{kb_.label('tier', k)} {v}" for k, v in sorted(result.counts().items()))
+    counts = ", ".join(f"{kb_.label('tier', k)} {v}" for k, v in result.counts().items())
     typer.echo(f"1. screened {result.population:,} synthetic children on DuckDB: {counts}")
     example_files = sorted(examples.glob("*.json")) if examples.is_dir() else []
     case = examples / "case-series-2025-patient-1.json"
