@@ -177,6 +177,9 @@ class DuckDBEngine:
         except ImportError as exc:  # pragma: no cover - duckdb is a core dependency
             raise EngineUnavailable("DuckDB is not installed: pip install duckdb") from exc
         self.con = connection or duckdb.connect()
+        # DuckDB draws its own progress bar on stdout for queries over 2 s: imnm says its
+        # steps on stderr, and stdout carries the worklist.
+        self.con.execute("SET enable_progress_bar = false")
         self._attached: list[str] = []
         self._views: dict[str, str] = {}
 
