@@ -70,6 +70,7 @@ print(took, len(r.rows), r.population, len(truth - found), len(found - truth))
 import duckdb, sys, time
 start = time.perf_counter()
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 con.execute(f"ATTACH '{sys.argv[1]}' AS db (READ_ONLY)")
 con.execute(sys.argv[3]).fetchone()
 print(time.perf_counter() - start)
