@@ -109,63 +109,50 @@ def answer_coding(knowledge: Knowledge, answer: str) -> dict[str, str]:
     return {"system": SNOMED, "code": entry.code, "display": entry.display}
 
 
-def _resource_type_problems(bundle: Mapping[str, Any]) -> list[Problem]:
-    """Entries whose resource has no resourceType that FHIR R4 knows (checked before the
-    model, which fails on them with a KeyError or TypeError rather than a validation error)."""
+def _frame_problems(bundle: Mapping[str, Any]) -> list[Problem]:
+    """What is wrong with a Bundle's frame (and that of the searchset Bundles nested in it),
+    in one walk: entries a list of objects, each resource an object, the timestamp an instant;
+    then, when the frame is sound, every resource's resourceType one FHIR R4 knows (checked
+    before the model, which fails on the others with a KeyError or TypeError rather than a
+    validation error)."""
     from fhir.resources.R4B import get_fhir_model_class
 
-    problems: list[Problem] = []
-    stack: list[tuple[Mapping[str, Any], str]] = [(bundle, "bundle")]
-    while stack and len(problems) < 20:
-        node, where = stack.pop()
-        entries = node.get("entry")
-        if not isinstance(entries, list):
-            continue
-        for i, entry in enumerate(entries):
-            resource = entry.get("resource") if isinstance(entry, Mapping) else None
-            if not isinstance(resource, Mapping):
-                continue
-            kind = resource.get("resourceType")
-            place = f"{where}.entry.{i}.resource.resourceType"
-            try:
-                if not isinstance(kind, str):
-                    raise ValueError(kind)
-                get_fhir_model_class(kind)
-            except (ValueError, KeyError):
-                problems.append(Problem(place, shorten(kind), "a FHIR R4 resource type"))
-                continue
-            if kind == "Bundle":
-                stack.append((resource, f"{where}.entry.{i}.resource"))
-    return problems
-
-
-def _structure_problems(bundle: Mapping[str, Any]) -> list[Problem]:
-    """A Bundle's frame: entries a list of objects, each resource an object, the timestamp an
-    instant (searchset Bundles nested in it likewise)."""
     from imnm.fhir.shapes import _datetime
 
-    problems: list[Problem] = []
+    frame: list[Problem] = []
+    types: list[Problem] = []
     stack: list[tuple[Mapping[str, Any], str]] = [(bundle, "bundle")]
     while stack:
         node, where = stack.pop()
         stamp = node.get("timestamp")
         if stamp is not None and (_datetime(stamp) is not None or len(str(stamp)) < 10):
-            problems.append(Problem(f"{where}.timestamp", shorten(stamp),
-                                    "a FHIR instant (YYYY-MM-DDThh:mm:ssZ)"))
+            frame.append(Problem(f"{where}.timestamp", shorten(stamp),
+                                 "a FHIR instant (YYYY-MM-DDThh:mm:ssZ)"))
         entries = node.get("entry")
         if entries is None:
             continue
         if not isinstance(entries, list):
-            problems.append(Problem(f"{where}.entry", shorten(entries), "a JSON array"))
+            frame.append(Problem(f"{where}.entry", shorten(entries), "a JSON array"))
             continue
         for i, entry in enumerate(entries):
             resource = entry.get("resource") if isinstance(entry, Mapping) else entry
             if not isinstance(entry, Mapping) or not isinstance(resource, Mapping):
-                problems.append(Problem(f"{where}.entry.{i}", shorten(entry),
-                                        "an entry with a resource (a JSON object)"))
-            elif resource.get("resourceType") == "Bundle":
+                frame.append(Problem(f"{where}.entry.{i}", shorten(entry),
+                                     "an entry with a resource (a JSON object)"))
+                continue
+            kind = resource.get("resourceType")
+            try:
+                if not isinstance(kind, str):
+                    raise ValueError(kind)
+                get_fhir_model_class(kind)
+            except (ValueError, KeyError):
+                if len(types) < 20:
+                    types.append(Problem(f"{where}.entry.{i}.resource.resourceType",
+                                         shorten(kind), "a FHIR R4 resource type"))
+                continue
+            if kind == "Bundle":
                 stack.append((resource, f"{where}.entry.{i}.resource"))
-    return problems
+    return frame or types
 
 
 def _validate_read(bundle: Mapping[str, Any]) -> None:
@@ -174,7 +161,7 @@ def _validate_read(bundle: Mapping[str, Any]) -> None:
     from imnm.fhir.shapes import read_problems
 
     check_depth(bundle, "bundle")
-    problems = _structure_problems(bundle) or _resource_type_problems(bundle)
+    problems = _frame_problems(bundle)
     if not problems:
         for i, resource in enumerate(resources_of(bundle)):
             problems += read_problems(resource, f"bundle.resource {i} "
@@ -189,7 +176,7 @@ def _validate_bundle(bundle: Mapping[str, Any]) -> None:
     from fhir.resources.R4B.bundle import Bundle
 
     check_depth(bundle, "bundle")
-    problems = _structure_problems(bundle) or _resource_type_problems(bundle)
+    problems = _frame_problems(bundle)
     if problems:
         raise InputError(problems)
     try:

@@ -45,6 +45,16 @@ class Source(Frozen):
                   "laboratory", "project"]
     note: str | None = None
 
+    @property
+    def doi_url(self) -> str | None:
+        """The DOI as a link, when the source has one."""
+        return f"https://doi.org/{self.doi}" if self.doi else None
+
+    @property
+    def link(self) -> str | None:
+        """Where a reader finds the source: its DOI, else its URL."""
+        return self.doi_url or self.url
+
 
 class OnsetBand(Cited):
     """One onset-pattern band of the review's Table 1 footnote."""

@@ -125,8 +125,9 @@ def outline(a: Assessment) -> list[tuple[str, list[str]]]:
 
 def _doi_link(source_id: str, citation: str) -> str:
     source = load_knowledge().sources.get(source_id)
-    doi = source.doi if source is not None else None
-    return f" https://doi.org/{doi}" if doi and doi not in citation else ""
+    if source is None or source.doi_url is None or (source.doi or "") in citation:
+        return ""
+    return f" {source.doi_url}"
 
 
 def render_text(a: Assessment) -> str:

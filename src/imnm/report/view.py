@@ -105,9 +105,9 @@ class ChildView:
 
 def _source(kb: Knowledge, source_id: str, status: str) -> SourceRef:
     known = kb.sources.get(source_id)
-    doi = known.doi if known is not None else None
-    url = f"https://doi.org/{doi}" if doi else (known.url if known is not None else None)
-    return SourceRef(source_id, known.citation if known is not None else source_id, url, status)
+    if known is None:
+        return SourceRef(source_id, source_id, None, status)
+    return SourceRef(source_id, known.citation, known.link, status)
 
 
 def _said(kb: Knowledge, f: Finding) -> Said:

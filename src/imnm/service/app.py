@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 import uuid
@@ -48,6 +47,7 @@ from imnm.service.cdshooks import (
 )
 from imnm.service.guard import DEFAULT_MAX_BODY_BYTES, Guard
 from imnm.service.security import TokenVerifier
+from imnm.service.shared import SharedTable
 
 LOG = logging.getLogger("imnm.service")
 SERVICE_ID = "imnm-patient-view"
@@ -111,34 +111,15 @@ class SharedReports(Reports):
 
     def __init__(self, path: str) -> None:
         super().__init__()
-        self.path = path
-        # One connection per process, used under the lock. A cache of the last hour's cards:
-        # no fsync (synchronous OFF); what a crash of the machine loses is a link to reopen.
-        self._db = sqlite3.connect(path, timeout=10, isolation_level=None,
-                                   check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = OFF")
-        self._db.execute("CREATE TABLE IF NOT EXISTS reports "
-                         "(key TEXT PRIMARY KEY, until REAL, patient TEXT)")
-        self._puts = 0
+        self._table = SharedTable(path, "reports")
 
     def put(self, patient_json: str) -> str:
         key = str(uuid.uuid4())
-        with self._lock:
-            self._puts += 1
-            if self._puts % 100 == 1:
-                self._db.execute("DELETE FROM reports WHERE until < ?", (time.time(),))
-            self._db.execute("INSERT INTO reports VALUES (?, ?, ?)",
-                             (key, time.time() + REPORT_TTL_SECONDS, patient_json))
+        self._table.insert(key, time.time() + REPORT_TTL_SECONDS, patient_json)
         return key
 
     def get(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT until, patient FROM reports WHERE key = ?",
-                                   (key,)).fetchone()
-        if row is None or row[0] < time.time():
-            return None
-        return str(row[1])
+        return self._table.get(key)
 
 
 def over_age_limit(patient: Mapping[str, Any], today: dt.date | None = None) -> bool:
@@ -325,7 +306,7 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
         patient = load_patient(item)
         result = assess(patient, parameters=HOOK_PARAMETERS)
         LOG.info("report opened by a link issued to %s", user)
-        return HTMLResponse(report_html(patient, result, chart_png(patient)))
+        return HTMLResponse(report_html(patient, result, chart_png(patient, result)))
 
     app.state.feedback_counts = feedback_counts
     if registry is not None:

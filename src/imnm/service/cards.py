@@ -15,8 +15,7 @@ IMNM_CLASSES = {"anti_hmgcr_imnm": "anti-HMGCR myopathy", "anti_srp_imnm": "anti
 
 def _source(knowledge: Knowledge, source_id: str) -> Source:
     source = knowledge.sources[source_id]
-    url = f"https://doi.org/{source.doi}" if source.doi else source.url
-    return Source(label=source.citation[:200], url=url)
+    return Source(label=source.citation[:200], url=source.link)
 
 
 _LABELLED_FACTS = {"enmc_class": "enmc_class", "drug": "drug", "tier": "tier"}

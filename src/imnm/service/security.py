@@ -82,31 +82,13 @@ class SharedReplayCache(ReplayCache):
     first to insert a ``jti`` wins; an expired one may be used again after it expires)."""
 
     def __init__(self, path: str) -> None:
-        import sqlite3
+        from imnm.service.shared import SharedTable
 
         super().__init__()
-        self.path = path
-        # One connection per process, under the lock; no fsync (the rows live minutes).
-        self._db = sqlite3.connect(path, timeout=10, isolation_level=None,
-                                   check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = OFF")
-        self._db.execute("CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, until REAL)")
-        self._checks = 0
+        self._table = SharedTable(path, "seen")
 
     def check_and_add(self, key: str, expires_at: float) -> bool:
-        import sqlite3
-
-        with self._lock:
-            self._checks += 1
-            try:
-                if self._checks % 100 == 1:
-                    self._db.execute("DELETE FROM seen WHERE until < ?", (time.time(),))
-                self._db.execute("INSERT INTO seen (key, until) VALUES (?, ?)",
-                                 (key, expires_at + LEEWAY_SECONDS))
-                return True
-            except sqlite3.IntegrityError:
-                return False
+        return self._table.insert(key, expires_at + LEEWAY_SECONDS)
 
 
 JwksFetcher = Callable[[str], Mapping[str, Any]]

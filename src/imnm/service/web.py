@@ -25,6 +25,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -220,11 +221,17 @@ def form_to_visit(form: dict[str, str], prefix: str = "") -> dict[str, Any] | No
     return visit or None
 
 
+class _NotSaved(Exception):
+    """A record the page's form could not make (the message says what to enter)."""
+
+
 def _visit_problems(exc: ValidationError) -> list[Problem]:
     return [_problem_from_pydantic(e) for e in exc.errors(include_url=False)]
 
 
-def chart_png(patient: Patient) -> bytes | None:
+def chart_png(patient: Patient, result: Assessment | None = None) -> bytes | None:
+    """The course chart as PNG (None without visits); ``result``, when the caller has the
+    child's assessment already, spares assessing again."""
     if not patient.visits:  # no course to draw: never an empty chart on a made-up axis
         return None
     import tempfile
@@ -236,7 +243,7 @@ def chart_png(patient: Patient) -> bytes | None:
         path = Path(folder) / "course.png"
         since = None
         if len(patient.visits) >= 2:
-            cls = assess(patient).classification.enmc_2017.cls
+            cls = (result or assess(patient)).classification.enmc_2017.cls
             since = evaluate(patient, load_knowledge(), cls).refractory_since
         plot_course(patient, path, refractory_since=since)
         return path.read_bytes()
@@ -274,7 +281,11 @@ def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) 
         return f"{request.url.scheme}://{request.url.netloc}"
 
     def current(request: Request) -> tuple[Account, str] | None:
-        return registry.session(request.cookies.get(COOKIE, ""))
+        """The request's session, looked up in the registry once per request."""
+        if not hasattr(request.state, "imnm_session"):
+            request.state.imnm_session = registry.session(request.cookies.get(COOKIE, ""))
+        found: tuple[Account, str] | None = request.state.imnm_session
+        return found
 
     def account(request: Request) -> Account | None:
         found = current(request)
@@ -457,49 +468,51 @@ def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) 
         return page(request, "patient.html", audit=audit, key=key_, chart=chart_url,
                     values={}, **_choices(), **_view(patient, result))
 
-    @router.post("/patients/{key_}/treatments", response_class=HTMLResponse)
-    async def add_treatment(request: Request, key_: str) -> Response:
+    async def record(request: Request, key_: str, what: str,
+                     save: Callable[[Account, str, dict[str, str]], object]) -> Response:
+        """Save a visit or a treatment from the page's form (under the child's row lock);
+        a refusal or an error comes back as a page naming the field and what was expected."""
         checked = await checked_form(request)
         if isinstance(checked, Response):
             return checked
-        user = checked[0]
-        form = {k: str(v).strip() for k, v in checked[1].items()}
-        treatment = form_to_treatment(form, "t_")
-        if treatment is None:
-            return page(request, "error.html", 422, message="Treatment not saved: choose a drug.")
+        user, raw = checked
+        form = {k: str(v).strip() for k, v in raw.items()}
         try:
-            registry.add_treatment(lookup(user, key_), treatment, user)
+            save(user, key_, form)
         except Forbidden:
-            return page(request, "error.html", 403,
-                        message="Researchers cannot add treatments.")
+            return page(request, "error.html", 403, message=f"Researchers cannot add {what}s.")
         except RegistryError:
             return page(request, "error.html", 404, message="No such record.")
+        except _NotSaved as exc:
+            return page(request, "error.html", 422,
+                        message=f"{what.capitalize()} not saved: {exc}.")
+        except ValidationError as exc:
+            message = "; ".join(str(p) for p in _visit_problems(exc))
+            return page(request, "error.html", 422,
+                        message=f"{what.capitalize()} not saved: {message}")
         except InputError as exc:
             message = "; ".join(str(p) for p in exc.problems)[:500]
-            return page(request, "error.html", 422, message=f"Treatment not saved: {message}")
+            return page(request, "error.html", 422,
+                        message=f"{what.capitalize()} not saved: {message}")
         return RedirectResponse(f"/patients/{key_}", status_code=303)
+
+    def save_visit(user: Account, key_: str, form: dict[str, str]) -> None:
+        visit = Visit.model_validate(form_to_visit(form) or {})
+        registry.add_visit(lookup(user, key_), visit, user)
+
+    def save_treatment(user: Account, key_: str, form: dict[str, str]) -> None:
+        treatment = form_to_treatment(form, "t_")
+        if treatment is None:
+            raise _NotSaved("choose a drug")
+        registry.add_treatment(lookup(user, key_), treatment, user)
 
     @router.post("/patients/{key_}/visits", response_class=HTMLResponse)
     async def add_visit(request: Request, key_: str) -> Response:
-        checked = await checked_form(request)
-        if isinstance(checked, Response):
-            return checked
-        user = checked[0]
-        form = {k: str(v).strip() for k, v in checked[1].items()}
-        visit = form_to_visit(form) or {}
-        try:
-            registry.add_visit(lookup(user, key_), Visit.model_validate(visit), user)
-        except Forbidden:
-            return page(request, "error.html", 403, message="Researchers cannot add visits.")
-        except RegistryError:
-            return page(request, "error.html", 404, message="No such record.")
-        except ValidationError as exc:
-            message = "; ".join(str(p) for p in _visit_problems(exc))
-            return page(request, "error.html", 422, message=f"Visit not saved: {message}")
-        except InputError as exc:
-            message = "; ".join(str(p) for p in exc.problems)[:500]
-            return page(request, "error.html", 422, message=f"Visit not saved: {message}")
-        return RedirectResponse(f"/patients/{key_}", status_code=303)
+        return await record(request, key_, "visit", save_visit)
+
+    @router.post("/patients/{key_}/treatments", response_class=HTMLResponse)
+    async def add_treatment(request: Request, key_: str) -> Response:
+        return await record(request, key_, "treatment", save_treatment)
 
     @router.get("/patients/{key_}/course.png")
     def chart(request: Request, key_: str) -> Response:
@@ -525,7 +538,8 @@ def mount_web(app: FastAPI, registry: Registry, *, base_url: str | None = None) 
             patient = registry.patient(lookup(user, key_), user)
         except RegistryError:
             return page(request, "error.html", 404, message="No such record.")
-        html = report_html(patient, assess(patient), chart_png(patient))
+        result = assess(patient)
+        html = report_html(patient, result, chart_png(patient, result))
         buffer = io.BytesIO()
         HTML(string=html).write_pdf(buffer)
         return Response(buffer.getvalue(), media_type="application/pdf", headers={
