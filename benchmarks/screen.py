@@ -7,8 +7,9 @@ For each size: a realistic OMOP database (benchmarks/realistic.py: about 60 meas
 conditions and 5 drug exposures per child, 3 million concepts, children planted by
 imnm.screen.synth with their ground truth; --sparse uses synth alone, the older shape), then in
 separate processes (so peak memory is each one's own): the screen on DuckDB, checked against
-the planted truth (every planted child in its tier, no decoy); DuckDB's plain scan of the
-columns the screen reads (the floor); the per-child Python route on a sample of 10,000
+the planted truth (every planted child in its tier, no decoy); a tight hand-written query
+(hand_written.sql) that must return the same worklist, checked row for row; DuckDB's plain
+scan of the columns the screen reads (the floor); the per-child Python route on a sample of 10,000
 children, extrapolated (labelled so); and Spark local mode on --spark-size (from Parquet).
 Each measurement runs --rounds times, interleaved, and the minimum and median are printed.
 Prints the figures and writes them to benchmarks/results/screen.txt and screen.json.
@@ -30,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2025-06-30"
 SAMPLE = 10_000
+HAND = ROOT / "benchmarks" / "hand_written.sql"
 
 SCAN = """
 SELECT
@@ -53,7 +55,7 @@ SELECT
 
 CHILD = {
     "screen": """
-import datetime as dt, sys, time, duckdb
+import datetime as dt, json, sys, time, duckdb
 from imnm.knowledge import load_knowledge
 from imnm.screen.run import run_screen
 load_knowledge()
@@ -64,7 +66,33 @@ con = duckdb.connect(sys.argv[1], read_only=True)
 rows = con.execute("SELECT person_id, expected_tiers FROM imnm_truth").fetchall()
 truth = {(str(p), t) for p, ts in rows for t in (ts.split(";") if ts else [])}
 found = {(row.person_id, row.tier) for row in r.rows}
+rows = [[x.person_id, x.tier, x.diagnosis_codes, x.peak_ck_u_per_l, x.peak_ck_multiple_of_uln,
+         x.anti_hmgcr, x.anti_srp, x.days_on_corticosteroid_alone] for x in r.rows]
+with open(sys.argv[3], "w") as out:
+    json.dump(rows, out)
 print(took, len(r.rows), r.population, len(truth - found), len(found - truth))
+""",
+    "hand": """
+import datetime as dt, json, sys, time, duckdb
+from imnm.knowledge import load_knowledge
+from imnm.screen.definition import Parameters, lookup_views, split
+kb = load_knowledge()
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+for statement in split(lookup_views(kb, Parameters.from_knowledge(
+        kb, dt.date.fromisoformat(sys.argv[2])))):
+    con.execute(statement)  # the phenotype's data, before the clock starts
+with open(sys.argv[3]) as handle:
+    sql = handle.read()
+start = time.perf_counter()
+con.execute(f"ATTACH '{sys.argv[1]}' AS db (READ_ONLY)")
+found = con.execute(sql).fetchall()
+took = time.perf_counter() - start
+answer = {2: "positive", 1: "negative", 0: "not tested"}
+rows = [[str(p), t, c, k, m, answer[h], answer[s], d] for p, t, c, k, m, h, s, d in found]
+with open(sys.argv[4], "w") as out:
+    json.dump(rows, out)
+print(took, len(rows))
 """,
     "floor": """
 import duckdb, sys, time
@@ -121,6 +149,16 @@ def measure(kind: str, *args: str) -> tuple[float, float, str]:
     return wall, int(peak_kb) / 1024, "\n".join(lines).strip()
 
 
+def same_worklist(imnm_rows: Path, hand_rows: Path) -> str:
+    """'same rows' when the hand-written query returned imnm's worklist row for row, else
+    how many rows differ (the benchmark's figures then compare different work)."""
+    ours = {tuple(r) for r in json.loads(imnm_rows.read_text(encoding="utf-8"))}
+    theirs = {tuple(r) for r in json.loads(hand_rows.read_text(encoding="utf-8"))}
+    if ours == theirs:
+        return f"same {len(ours)} rows"
+    return f"DIFFERENT: {len(ours - theirs)} only in imnm, {len(theirs - ours)} only by hand"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -148,16 +186,22 @@ def main() -> None:
 
             shape = build(n, db)
         gen = time.perf_counter() - t0
-        screens, floors = [], []
-        for _ in range(args.rounds):  # interleaved, so drift hits both alike
-            screen_wall, screen_mb, screen_out = measure("screen", str(db), AS_OF)
+        screens, floors, hands = [], [], []
+        imnm_rows, hand_rows = work / "imnm-rows.json", work / "hand-rows.json"
+        for _ in range(args.rounds):  # interleaved, so drift hits all alike
+            screen_wall, screen_mb, screen_out = measure("screen", str(db), AS_OF,
+                                                         str(imnm_rows))
+            hand_wall, hand_mb, hand_out = measure("hand", str(db), AS_OF, str(HAND),
+                                                   str(hand_rows))
             floor_wall, floor_mb, floor_out = measure("floor", str(db), AS_OF, SCAN)
             screens.append(float(screen_out.split()[0]))
+            hands.append(float(hand_out.split()[0]))
             floors.append(float(floor_out))
+        same = same_worklist(imnm_rows, hand_rows)
         _s, rows, population, missed, extra = screen_out.split()
-        screen_s, floor_s = min(screens), min(floors)
+        screen_s, floor_s, hand_s = min(screens), min(floors), min(hands)
         screen_out = (f"{rows} rows, {population} children; planted children missed {missed}, "
-                      f"rows not in the truth {extra}")
+                      f"rows not in the truth {extra}; hand-written query: {same}")
         if not args.sparse:
             screen_out += (f"; {shape['measurement'] / n:.0f} measurements, "
                            f"{shape['condition_occurrence'] / n:.0f} conditions, "
@@ -170,7 +214,9 @@ def main() -> None:
         fig = {"children": n, "generate_s": gen, "screen_s": screen_s, "screen_peak_mib":
                screen_mb, "screen_process_s": screen_wall, "floor_s": floor_s,
                "floor_peak_mib": floor_mb, "floor_process_s": floor_wall,
-               "screen_over_floor": screen_s / floor_s,
+               "screen_over_floor": screen_s / floor_s, "hand_s": hand_s,
+               "hand_peak_mib": hand_mb, "screen_over_hand": screen_s / hand_s,
+               "screen_over_hand_memory": screen_mb / hand_mb, "same_as_hand": same,
                "screen_us_per_child": screen_s / n * 1e6,
                "per_child_extrapolated_s": per_child_s,
                "per_child_sample": int(pc_n)}
@@ -181,10 +227,16 @@ def main() -> None:
             f"   peak {screen_mb:7.0f} MiB   "
             f"{fig['screen_us_per_child']:.1f} µs per child (whole process {screen_wall:.2f} s,"
             " with imports)",
+            f"  hand-written query    {hand_s:8.2f} s   "
+            f"(median {statistics.median(hands):.2f} s)"
+            f"   peak {hand_mb:7.0f} MiB   (benchmarks/hand_written.sql; process "
+            f"{hand_wall:.2f} s)",
             f"  floor: DuckDB scan    {floor_s:8.2f} s   "
             f"(median {statistics.median(floors):.2f} s)"
             f"   peak {floor_mb:7.0f} MiB   "
             f"(columns the screen reads; process {floor_wall:.2f} s)",
+            f"  screen / hand-written {screen_s / hand_s:8.2f} x time, "
+            f"{screen_mb / hand_mb:.2f} x peak memory",
             f"  screen / floor        {fig['screen_over_floor']:8.2f} x",
             f"  per-child Python      {per_child_s:8.1f} s   EXTRAPOLATED from {pc_n} children "
             f"({float(pc_seconds):.2f} s; process peak {pc_mb:.0f} MiB)",

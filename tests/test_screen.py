@@ -16,7 +16,15 @@ import pytest
 
 from imnm.knowledge import load_knowledge
 from imnm.screen import per_child, synth
-from imnm.screen.definition import Parameters, render
+from imnm.screen.definition import (
+    Parameters,
+    ScreenDefinitionError,
+    _template,
+    _values_view,
+    lookup_views,
+    render,
+    split,
+)
 from imnm.screen.engines import DuckDBEngine, InputUnusable, SparkEngine
 from imnm.screen.run import ScreenResult, run_screen, write_worklist
 from tests.conftest import FIXTURES
@@ -58,6 +66,30 @@ def test_generated_sql_matches_snapshot(engine: str, source: str, request: pytes
         SNAPSHOTS.mkdir(exist_ok=True)
         snapshot.write_text(script, encoding="utf-8")
     assert script == snapshot.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["lookups", "stage_omop.sql", "stage_fhir.sql",
+                                  "coverage_results.sql", "coverage_omop.sql",
+                                  "coverage_fhir.sql", "screen.sql"])
+def test_the_quick_statement_split_agrees_with_sqlglots_parser(name: str) -> None:
+    """DuckDB gets imnm's SQL split at ';' line ends, unparsed: each piece must be exactly
+    one statement, the same one SQLGlot's parser finds."""
+    import sqlglot
+
+    sql = lookup_views(KB, Parameters.from_knowledge(KB, synth.AS_OF)) if name == "lookups" \
+        else _template(name)
+    pieces = split(sql)
+    parsed = [p for p in sqlglot.parse(sql, read="duckdb") if p is not None]
+    assert len(pieces) == len(parsed) > 0
+    for piece, tree in zip(pieces, parsed, strict=True):
+        one = [p for p in sqlglot.parse(piece, read="duckdb") if p is not None]
+        assert len(one) == 1
+        assert one[0].sql(dialect="duckdb") == tree.sql(dialect="duckdb")
+
+
+def test_a_line_break_in_a_knowledge_value_is_refused_not_split() -> None:
+    with pytest.raises(ScreenDefinitionError, match="line break"):
+        _values_view("v", ("a",), [("two\nlines",)])
 
 
 def test_every_planted_case_found_and_confirmed_dystrophies_left_alone(

@@ -39,10 +39,15 @@ def read_activity_unit(text: object) -> str | None:
 
 @cache
 def registry() -> pint.UnitRegistry[Any]:
-    """The one pint registry imnm uses (built on first use; about 0.15 s)."""
+    """The one pint registry imnm uses, built on first use. pint's own definitions cache (in
+    the user's cache folder) makes that 0.02 s instead of 0.3 s after the first time; where
+    no cache can be written the registry is built without one."""
     import pint
 
-    ureg: pint.UnitRegistry[Any] = pint.UnitRegistry()
+    try:
+        ureg: pint.UnitRegistry[Any] = pint.UnitRegistry(cache_folder=":auto:")
+    except (OSError, ValueError, TypeError):  # a read-only home, an unusable cache file
+        ureg = pint.UnitRegistry()
     # The international unit of enzyme activity is the enzyme unit (1 µmol/min).
     ureg.define("IU = enzyme_unit")
     return ureg

@@ -1,55 +1,710 @@
-/* lookup views rendered from the knowledge files (imnm.screen.definition) */ CREATE OR REPLACE TEMPORARY VIEW imnm_params AS SELECT * FROM (VALUES (CAST('2025-06-30' AS DATE), 25.0, 1.0, 84)) AS v(as_of, max_age_years, min_ck_multiple, review_days);
+-- lookup views rendered from the knowledge files (imnm.screen.definition)
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_codes AS SELECT * FROM (VALUES ('dystrophy', 'icd10cm', 'G71.00', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.01', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.02', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.031', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.032', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.033', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.0340', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.0341', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.0342', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.0349', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.035', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.038', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.039', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.09', 'exact', NULL, 'code'), ('dystrophy', 'icd10cm', 'G71.0', 'prefix', NULL, 'code'), ('dystrophy', 'snomedct', '73297009', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '76670001', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '387732009', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '399091004', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '240046001', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '240054004', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '240067001', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '78468005', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '715341003', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '718179003', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '718176005', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '715340002', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '718850008', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '719985001', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '718178006', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '77097004', 'exact', NULL, 'code'), ('dystrophy', 'snomedct', '58795000', 'exact', NULL, 'code'), ('myositis', 'icd10cm', 'M33.00', 'exact', 'jdm', 'code'), ('myositis', 'icd10cm', 'M33.01', 'exact', 'jdm', 'code'), ('myositis', 'icd10cm', 'M33.02', 'exact', 'jdm', 'code'), ('myositis', 'icd10cm', 'M33.03', 'exact', 'jdm', 'code'), ('myositis', 'icd10cm', 'M33.09', 'exact', 'jdm', 'code'), ('myositis', 'icd10cm', 'M33.20', 'exact', 'polymyositis', 'code'), ('myositis', 'icd10cm', 'M33.21', 'exact', 'polymyositis', 'code'), ('myositis', 'icd10cm', 'M33.22', 'exact', 'polymyositis', 'code'), ('myositis', 'icd10cm', 'M33.29', 'exact', 'polymyositis', 'code'), ('myositis', 'icd10cm', 'G72.41', 'exact', 'ibm', 'code'), ('myositis', 'icd10cm', 'G72.49', 'exact', 'imnm_or_other_inflammatory', 'code'), ('myositis', 'icd10cm', 'M33.1', 'prefix', 'dm', 'code'), ('myositis', 'icd10cm', 'M33.9', 'prefix', 'dm', 'code'), ('unexplained_myopathy', 'icd10cm', 'G72.9', 'exact', NULL, 'code'), ('unexplained_myopathy', 'icd10cm', 'G72.89', 'exact', NULL, 'code'), ('unexplained_myopathy', 'icd10cm', 'R74.8', 'exact', NULL, 'code'), ('ck', 'loinc', '2157-6', 'exact', 'ck', 'code'), ('antibody_test', 'loinc', '93493-5', 'exact', 'HMGCR', 'code'), ('antibody_test', 'loinc', '33921-8', 'exact', 'SRP', 'code'), ('antibody_test', 'loinc', '53011-3', 'exact', 'SRP', 'code'), ('genetic_test', 'loinc', '51969-4', 'exact', NULL, 'code'), ('drug', 'rxnorm', '8638', 'exact', 'prednisolone', 'ingredient'), ('drug', 'rxnorm', '8640', 'exact', 'prednisone', 'ingredient'), ('drug', 'rxnorm', '6902', 'exact', 'methylprednisolone', 'ingredient'), ('drug', 'rxnorm', '6851', 'exact', 'methotrexate', 'ingredient'), ('drug', 'rxnorm', '5666', 'exact', 'ivig', 'ingredient'), ('drug', 'rxnorm', '1426680', 'exact', 'ivig', 'ingredient'), ('drug', 'rxnorm', '121191', 'exact', 'rituximab', 'ingredient'), ('drug', 'rxnorm', '3002', 'exact', 'cyclophosphamide', 'ingredient'), ('drug', 'rxnorm', '1256', 'exact', 'azathioprine', 'ingredient'), ('drug', 'rxnorm', '68149', 'exact', 'mycophenolate_mofetil', 'ingredient'), ('drug', 'rxnorm', '7145', 'exact', 'mycophenolate_mofetil', 'ingredient'), ('drug', 'rxnorm', '42316', 'exact', 'tacrolimus', 'ingredient'), ('drug', 'rxnorm', '3008', 'exact', 'cyclosporine', 'ingredient'), ('drug', 'rxnorm', '83367', 'exact', 'statin', 'ingredient'), ('drug', 'rxnorm', '36567', 'exact', 'statin', 'ingredient'), ('drug', 'rxnorm', '301542', 'exact', 'statin', 'ingredient'), ('drug', 'rxnorm', '42463', 'exact', 'statin', 'ingredient'), ('drug', 'rxnorm', '6472', 'exact', 'statin', 'ingredient'), ('drug', 'rxnorm', '41127', 'exact', 'statin', 'ingredient'), ('drug', 'rxnorm', '861634', 'exact', 'statin', 'ingredient'), ('drug', 'rxnorm', '312617', 'exact', 'prednisone', 'product'), ('drug', 'rxnorm', '312615', 'exact', 'prednisone', 'product'), ('drug', 'rxnorm', '105585', 'exact', 'methotrexate', 'product'), ('drug', 'rxnorm', '105586', 'exact', 'methotrexate', 'product'), ('drug', 'rxnorm', '1734919', 'exact', 'cyclophosphamide', 'product'), ('drug', 'rxnorm', '241834', 'exact', 'cyclosporine', 'product'), ('drug', 'rxnorm', '835900', 'exact', 'cyclosporine', 'product'), ('drug', 'rxnorm', '259255', 'exact', 'statin', 'product'), ('drug', 'rxnorm', '312961', 'exact', 'statin', 'product'), ('drug', 'rxnorm', '314231', 'exact', 'statin', 'product'), ('drug', 'rxnorm', '316672', 'exact', 'statin', 'product')) AS v(set_name, system, code, match_kind, concept, how);
+CREATE OR REPLACE TEMPORARY VIEW imnm_params AS
+SELECT * FROM (VALUES
+    (CAST('2025-06-30' AS DATE), 25.0, 1.0, 84)
+) AS v(as_of, max_age_years, min_ck_multiple, review_days);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_product_concepts AS SELECT * FROM (VALUES (1551192, 'prednisone'), (1551170, 'prednisone'), (19007332, 'methotrexate'), (19007333, 'methotrexate'), (35606514, 'cyclophosphamide'), (19010522, 'cyclosporine'), (19134077, 'cyclosporine'), (1545959, 'statin'), (1539411, 'statin'), (1539463, 'statin'), (1539464, 'statin')) AS v(concept_id, concept);
+CREATE OR REPLACE TEMPORARY VIEW imnm_codes AS
+SELECT * FROM (VALUES
+    ('dystrophy', 'icd10cm', 'G71.00', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.01', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.02', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.031', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.032', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.033', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.0340', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.0341', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.0342', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.0349', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.035', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.038', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.039', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.09', 'exact', NULL, 'code'),
+    ('dystrophy', 'icd10cm', 'G71.0', 'prefix', NULL, 'code'),
+    ('dystrophy', 'snomedct', '73297009', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '76670001', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '387732009', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '399091004', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '240046001', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '240054004', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '240067001', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '78468005', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '715341003', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '718179003', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '718176005', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '715340002', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '718850008', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '719985001', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '718178006', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '77097004', 'exact', NULL, 'code'),
+    ('dystrophy', 'snomedct', '58795000', 'exact', NULL, 'code'),
+    ('myositis', 'icd10cm', 'M33.00', 'exact', 'jdm', 'code'),
+    ('myositis', 'icd10cm', 'M33.01', 'exact', 'jdm', 'code'),
+    ('myositis', 'icd10cm', 'M33.02', 'exact', 'jdm', 'code'),
+    ('myositis', 'icd10cm', 'M33.03', 'exact', 'jdm', 'code'),
+    ('myositis', 'icd10cm', 'M33.09', 'exact', 'jdm', 'code'),
+    ('myositis', 'icd10cm', 'M33.20', 'exact', 'polymyositis', 'code'),
+    ('myositis', 'icd10cm', 'M33.21', 'exact', 'polymyositis', 'code'),
+    ('myositis', 'icd10cm', 'M33.22', 'exact', 'polymyositis', 'code'),
+    ('myositis', 'icd10cm', 'M33.29', 'exact', 'polymyositis', 'code'),
+    ('myositis', 'icd10cm', 'G72.41', 'exact', 'ibm', 'code'),
+    ('myositis', 'icd10cm', 'G72.49', 'exact', 'imnm_or_other_inflammatory', 'code'),
+    ('myositis', 'icd10cm', 'M33.1', 'prefix', 'dm', 'code'),
+    ('myositis', 'icd10cm', 'M33.9', 'prefix', 'dm', 'code'),
+    ('unexplained_myopathy', 'icd10cm', 'G72.9', 'exact', NULL, 'code'),
+    ('unexplained_myopathy', 'icd10cm', 'G72.89', 'exact', NULL, 'code'),
+    ('unexplained_myopathy', 'icd10cm', 'R74.8', 'exact', NULL, 'code'),
+    ('ck', 'loinc', '2157-6', 'exact', 'ck', 'code'),
+    ('antibody_test', 'loinc', '93493-5', 'exact', 'HMGCR', 'code'),
+    ('antibody_test', 'loinc', '33921-8', 'exact', 'SRP', 'code'),
+    ('antibody_test', 'loinc', '53011-3', 'exact', 'SRP', 'code'),
+    ('genetic_test', 'loinc', '51969-4', 'exact', NULL, 'code'),
+    ('drug', 'rxnorm', '8638', 'exact', 'prednisolone', 'ingredient'),
+    ('drug', 'rxnorm', '8640', 'exact', 'prednisone', 'ingredient'),
+    ('drug', 'rxnorm', '6902', 'exact', 'methylprednisolone', 'ingredient'),
+    ('drug', 'rxnorm', '6851', 'exact', 'methotrexate', 'ingredient'),
+    ('drug', 'rxnorm', '5666', 'exact', 'ivig', 'ingredient'),
+    ('drug', 'rxnorm', '1426680', 'exact', 'ivig', 'ingredient'),
+    ('drug', 'rxnorm', '121191', 'exact', 'rituximab', 'ingredient'),
+    ('drug', 'rxnorm', '3002', 'exact', 'cyclophosphamide', 'ingredient'),
+    ('drug', 'rxnorm', '1256', 'exact', 'azathioprine', 'ingredient'),
+    ('drug', 'rxnorm', '68149', 'exact', 'mycophenolate_mofetil', 'ingredient'),
+    ('drug', 'rxnorm', '7145', 'exact', 'mycophenolate_mofetil', 'ingredient'),
+    ('drug', 'rxnorm', '42316', 'exact', 'tacrolimus', 'ingredient'),
+    ('drug', 'rxnorm', '3008', 'exact', 'cyclosporine', 'ingredient'),
+    ('drug', 'rxnorm', '83367', 'exact', 'statin', 'ingredient'),
+    ('drug', 'rxnorm', '36567', 'exact', 'statin', 'ingredient'),
+    ('drug', 'rxnorm', '301542', 'exact', 'statin', 'ingredient'),
+    ('drug', 'rxnorm', '42463', 'exact', 'statin', 'ingredient'),
+    ('drug', 'rxnorm', '6472', 'exact', 'statin', 'ingredient'),
+    ('drug', 'rxnorm', '41127', 'exact', 'statin', 'ingredient'),
+    ('drug', 'rxnorm', '861634', 'exact', 'statin', 'ingredient'),
+    ('drug', 'rxnorm', '312617', 'exact', 'prednisone', 'product'),
+    ('drug', 'rxnorm', '312615', 'exact', 'prednisone', 'product'),
+    ('drug', 'rxnorm', '105585', 'exact', 'methotrexate', 'product'),
+    ('drug', 'rxnorm', '105586', 'exact', 'methotrexate', 'product'),
+    ('drug', 'rxnorm', '1734919', 'exact', 'cyclophosphamide', 'product'),
+    ('drug', 'rxnorm', '241834', 'exact', 'cyclosporine', 'product'),
+    ('drug', 'rxnorm', '835900', 'exact', 'cyclosporine', 'product'),
+    ('drug', 'rxnorm', '259255', 'exact', 'statin', 'product'),
+    ('drug', 'rxnorm', '312961', 'exact', 'statin', 'product'),
+    ('drug', 'rxnorm', '314231', 'exact', 'statin', 'product'),
+    ('drug', 'rxnorm', '316672', 'exact', 'statin', 'product')
+) AS v(set_name, system, code, match_kind, concept, how);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_hierarchy AS SELECT * FROM (VALUES ('Maps to'), ('Consists of'), ('RxNorm has ing'), ('Is a'), ('Tradename of')) AS v(relationship_id);
+CREATE OR REPLACE TEMPORARY VIEW imnm_product_concepts AS
+SELECT * FROM (VALUES
+    (1551192, 'prednisone'),
+    (1551170, 'prednisone'),
+    (19007332, 'methotrexate'),
+    (19007333, 'methotrexate'),
+    (35606514, 'cyclophosphamide'),
+    (19010522, 'cyclosporine'),
+    (19134077, 'cyclosporine'),
+    (1545959, 'statin'),
+    (1539411, 'statin'),
+    (1539463, 'statin'),
+    (1539464, 'statin')
+) AS v(concept_id, concept);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_value_concepts AS SELECT * FROM (VALUES (9191, 'positive'), (45884084, 'positive'), (4126681, 'positive'), (45877985, 'positive'), (4181412, 'positive'), (45879438, 'positive'), (9189, 'negative'), (45878583, 'negative'), (9190, 'negative')) AS v(concept_id, answer);
+CREATE OR REPLACE TEMPORARY VIEW imnm_hierarchy AS
+SELECT * FROM (VALUES
+    ('Maps to'),
+    ('Consists of'),
+    ('RxNorm has ing'),
+    ('Is a'),
+    ('Tradename of')
+) AS v(relationship_id);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_answer_codes AS SELECT * FROM (VALUES ('snomedct', '10828004', 'positive'), ('snomedct', '260385009', 'negative'), ('loinc', 'LA6576-8', 'positive'), ('loinc', 'LA6577-6', 'negative')) AS v(system, code, answer);
+CREATE OR REPLACE TEMPORARY VIEW imnm_value_concepts AS
+SELECT * FROM (VALUES
+    (9191, 'positive'),
+    (45884084, 'positive'),
+    (4126681, 'positive'),
+    (45877985, 'positive'),
+    (4181412, 'positive'),
+    (45879438, 'positive'),
+    (9189, 'negative'),
+    (45878583, 'negative'),
+    (9190, 'negative')
+) AS v(concept_id, answer);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_interpretations AS SELECT * FROM (VALUES ('POS', 'positive'), ('DET', 'positive'), ('H', 'positive'), ('HH', 'positive'), ('A', 'positive'), ('NEG', 'negative'), ('ND', 'negative'), ('N', 'negative')) AS v(code, answer);
+CREATE OR REPLACE TEMPORARY VIEW imnm_answer_codes AS
+SELECT * FROM (VALUES
+    ('snomedct', '10828004', 'positive'),
+    ('snomedct', '260385009', 'negative'),
+    ('loinc', 'LA6576-8', 'positive'),
+    ('loinc', 'LA6577-6', 'negative')
+) AS v(system, code, answer);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_answer_words AS SELECT * FROM (VALUES ('positive', 'positive'), ('pos', 'positive'), ('detected', 'positive'), ('present', 'positive'), ('positive (qualifier value)', 'positive'), ('negative', 'negative'), ('neg', 'negative'), ('not detected', 'negative'), ('absent', 'negative'), ('negative (qualifier value)', 'negative')) AS v(text, answer);
+CREATE OR REPLACE TEMPORARY VIEW imnm_interpretations AS
+SELECT * FROM (VALUES
+    ('POS', 'positive'),
+    ('DET', 'positive'),
+    ('H', 'positive'),
+    ('HH', 'positive'),
+    ('A', 'positive'),
+    ('NEG', 'negative'),
+    ('ND', 'negative'),
+    ('N', 'negative')
+) AS v(code, answer);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_drug_names AS SELECT * FROM (VALUES ('atorvastatin', 'statin'), ('azathioprine', 'azathioprine'), ('cyclophosphamide', 'cyclophosphamide'), ('cyclosporine', 'cyclosporine'), ('fluvastatin', 'statin'), ('immunoglobulin g', 'ivig'), ('lovastatin', 'statin'), ('methotrexate', 'methotrexate'), ('methylprednisolone', 'methylprednisolone'), ('mycophenolate mofetil', 'mycophenolate_mofetil'), ('mycophenolic acid', 'mycophenolate_mofetil'), ('pitavastatin', 'statin'), ('pravastatin', 'statin'), ('prednisolone', 'prednisolone'), ('prednisone', 'prednisone'), ('rituximab', 'rituximab'), ('rosuvastatin', 'statin'), ('simvastatin', 'statin'), ('tacrolimus', 'tacrolimus')) AS v(name, concept);
+CREATE OR REPLACE TEMPORARY VIEW imnm_answer_words AS
+SELECT * FROM (VALUES
+    ('positive', 'positive'),
+    ('pos', 'positive'),
+    ('detected', 'positive'),
+    ('present', 'positive'),
+    ('positive (qualifier value)', 'positive'),
+    ('negative', 'negative'),
+    ('neg', 'negative'),
+    ('not detected', 'negative'),
+    ('absent', 'negative'),
+    ('negative (qualifier value)', 'negative')
+) AS v(text, answer);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_vocabulary AS SELECT * FROM (VALUES ('ICD10CM', 'icd10cm'), ('SNOMED', 'snomedct'), ('LOINC', 'loinc'), ('RxNorm', 'rxnorm')) AS v(vocabulary_id, system);
+CREATE OR REPLACE TEMPORARY VIEW imnm_drug_names AS
+SELECT * FROM (VALUES
+    ('atorvastatin', 'statin'),
+    ('azathioprine', 'azathioprine'),
+    ('cyclophosphamide', 'cyclophosphamide'),
+    ('cyclosporine', 'cyclosporine'),
+    ('fluvastatin', 'statin'),
+    ('immunoglobulin g', 'ivig'),
+    ('lovastatin', 'statin'),
+    ('methotrexate', 'methotrexate'),
+    ('methylprednisolone', 'methylprednisolone'),
+    ('mycophenolate mofetil', 'mycophenolate_mofetil'),
+    ('mycophenolic acid', 'mycophenolate_mofetil'),
+    ('pitavastatin', 'statin'),
+    ('pravastatin', 'statin'),
+    ('prednisolone', 'prednisolone'),
+    ('prednisone', 'prednisone'),
+    ('rituximab', 'rituximab'),
+    ('rosuvastatin', 'statin'),
+    ('simvastatin', 'statin'),
+    ('tacrolimus', 'tacrolimus')
+) AS v(name, concept);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_fhir_system AS SELECT * FROM (VALUES ('http://hl7.org/fhir/sid/icd-10-cm', 'icd10cm'), ('http://snomed.info/sct', 'snomedct'), ('http://loinc.org', 'loinc'), ('http://www.nlm.nih.gov/research/umls/rxnorm', 'rxnorm')) AS v(uri, system);
+CREATE OR REPLACE TEMPORARY VIEW imnm_vocabulary AS
+SELECT * FROM (VALUES
+    ('ICD10CM', 'icd10cm'),
+    ('SNOMED', 'snomedct'),
+    ('LOINC', 'loinc'),
+    ('RxNorm', 'rxnorm')
+) AS v(vocabulary_id, system);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_unit_factors AS SELECT * FROM (VALUES ('[iu]/l', 'IU/L', 1.0), ('[u]/l', 'U/L', 1.0), ('iu/l', 'IU/L', 1.0), ('u/l', 'U/L', 1.0), ('ukat/l', 'µkat/L', 60.0), ('unit/l', 'U/L', 1.0), ('units/l', 'U/L', 1.0), ('µkat/l', 'µkat/L', 60.0), ('μkat/l', 'µkat/L', 60.0)) AS v(spelling, unit, factor);
+CREATE OR REPLACE TEMPORARY VIEW imnm_fhir_system AS
+SELECT * FROM (VALUES
+    ('http://hl7.org/fhir/sid/icd-10-cm', 'icd10cm'),
+    ('http://snomed.info/sct', 'snomedct'),
+    ('http://loinc.org', 'loinc'),
+    ('http://www.nlm.nih.gov/research/umls/rxnorm', 'rxnorm')
+) AS v(uri, system);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_ck_bands AS SELECT * FROM (VALUES ('male', 0.25, 6.0, 308.0), ('male', 6.0, 18.0, 499.0), ('male', 18.0, 200.0, 336.0), ('female', 0.25, 6.0, 192.0), ('female', 6.0, 15.0, 391.0), ('female', 15.0, 18.0, 269.0), ('female', 18.0, 200.0, 176.0)) AS v(sex, min_age_years, max_age_years, upper_limit);
+CREATE OR REPLACE TEMPORARY VIEW imnm_unit_factors AS
+SELECT * FROM (VALUES
+    ('[iu]/l', 'IU/L', 1.0),
+    ('[u]/l', 'U/L', 1.0),
+    ('iu/l', 'IU/L', 1.0),
+    ('u/l', 'U/L', 1.0),
+    ('ukat/l', 'µkat/L', 60.0),
+    ('unit/l', 'U/L', 1.0),
+    ('units/l', 'U/L', 1.0),
+    ('µkat/l', 'µkat/L', 60.0),
+    ('μkat/l', 'µkat/L', 60.0)
+) AS v(spelling, unit, factor);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_corticosteroids AS SELECT * FROM (VALUES ('corticosteroid'), ('methylprednisolone'), ('prednisolone'), ('prednisone')) AS v(concept);
+CREATE OR REPLACE TEMPORARY VIEW imnm_ck_bands AS
+SELECT * FROM (VALUES
+    ('male', 0.25, 6.0, 308.0),
+    ('male', 6.0, 18.0, 499.0),
+    ('male', 18.0, 200.0, 336.0),
+    ('female', 0.25, 6.0, 192.0),
+    ('female', 6.0, 15.0, 391.0),
+    ('female', 15.0, 18.0, 269.0),
+    ('female', 18.0, 200.0, 176.0)
+) AS v(sex, min_age_years, max_age_years, upper_limit);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_immunosuppressants AS SELECT * FROM (VALUES ('azathioprine'), ('cyclophosphamide'), ('cyclosporine'), ('ivig'), ('methotrexate'), ('mycophenolate_mofetil'), ('rituximab'), ('tacrolimus')) AS v(concept);
+CREATE OR REPLACE TEMPORARY VIEW imnm_corticosteroids AS
+SELECT * FROM (VALUES
+    ('corticosteroid'),
+    ('methylprednisolone'),
+    ('prednisolone'),
+    ('prednisone')
+) AS v(concept);
 
-/* which inputs are missing: all present here; the run replaces this view */ CREATE OR REPLACE TEMPORARY VIEW imnm_inputs AS SELECT * FROM (VALUES (0, 0, 0)) AS v(condition_missing, measurement_missing, drug_missing);
+CREATE OR REPLACE TEMPORARY VIEW imnm_immunosuppressants AS
+SELECT * FROM (VALUES
+    ('azathioprine'),
+    ('cyclophosphamide'),
+    ('cyclosporine'),
+    ('ivig'),
+    ('methotrexate'),
+    ('mycophenolate_mofetil'),
+    ('rituximab'),
+    ('tacrolimus')
+) AS v(concept);
 
-/* imnm screen, staging from FHIR R4 bulk NDJSON (DuckDB dialect; transpiled to Spark SQL). */ /* Reads the raw resource views fhir_patient, fhir_condition, fhir_observation, */ /* fhir_medicationrequest and fhir_medicationadministration (one row per NDJSON line, schema */ /* in sources.py) and writes the same canonical views as the OMOP staging, plus imnm_coverage. */ /* Conditions: refuted and entered-in-error are left out; resolved, inactive and remission */ /* are kept but not active. Observations: entered-in-error and cancelled are left out. Dates: */ /* the first ten characters of a dateTime. References: the id after the last '/' or ':', so */ /* 'Patient/123', 'urn:uuid:123' and 'https://ehr/fhir/Patient/123' all name patient 123. */ /* Medications: RxNorm ingredients and the products of results.toml; a medication none of */ /* whose codings is known is matched, as a stated fallback, by an ingredient's name as a whole */ /* word of its text or display (counted in imnm_coverage). */ /* Results: a coded answer (SNOMED CT / LOINC answer codes, or the whole text), else an HL7 */ /* interpretation code, else the number against the result's own reference range. */ CREATE OR REPLACE TEMPORARY VIEW imnm_person AS SELECT p.id AS person_id, TRY_CAST(SUBSTRING(p.birthDate, 1, 10) AS DATE) AS birth_date, CASE WHEN p.gender IN ('male', 'female') THEN p.gender ELSE 'unknown' END AS sex FROM fhir_patient AS p WHERE NOT p.id IS NULL;
+-- which inputs are missing: all present here; the run replaces this view
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_condition_codings AS WITH codings AS (SELECT c.id AS resource_id, REGEXP_EXTRACT(c.subject.reference, '([^/:]+)$', 1) AS person_id, cd.system AS uri, cd.code AS code, TRY_CAST(SUBSTRING(COALESCE(c.onsetDateTime, c.recordedDate), 1, 10) AS DATE) AS start_date, NOT COALESCE(c.clinicalStatus.coding[1].code, 'active') IN ('resolved', 'inactive', 'remission') AS active FROM fhir_condition AS c CROSS JOIN UNNEST(c.code.coding) AS t(cd) WHERE NOT COALESCE(c.verificationStatus.coding[1].code, 'confirmed') IN ('refuted', 'entered-in-error')) SELECT x.resource_id, x.person_id, s.system, x.code, x.start_date, x.active FROM codings AS x LEFT JOIN imnm_fhir_system AS s ON s.uri = x.uri;
+CREATE OR REPLACE TEMPORARY VIEW imnm_inputs AS
+SELECT * FROM (VALUES
+    (0, 0, 0)
+) AS v(condition_missing, measurement_missing, drug_missing);
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_condition AS SELECT DISTINCT x.person_id, k.set_name, k.concept, x.code, x.start_date, x.active FROM imnm_condition_codings AS x JOIN imnm_codes AS k ON k.system = x.system AND k.code = x.code WHERE k.match_kind = 'exact' AND k.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis') UNION SELECT DISTINCT x.person_id, k.set_name, k.concept, x.code, x.start_date, x.active FROM imnm_condition_codings AS x JOIN imnm_codes AS k ON k.system = x.system AND SUBSTRING(x.code, 1, LENGTH(k.code)) = k.code WHERE k.match_kind = 'prefix' AND k.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis');
+-- imnm screen, staging from FHIR R4 bulk NDJSON (DuckDB dialect; transpiled to Spark SQL).
+-- Reads the raw resource views fhir_patient, fhir_condition, fhir_observation,
+-- fhir_medicationrequest and fhir_medicationadministration (one row per NDJSON line, schema
+-- in sources.py) and writes the same canonical views as the OMOP staging, plus imnm_coverage.
+-- Conditions: refuted and entered-in-error are left out; resolved, inactive and remission
+-- are kept but not active. Observations: entered-in-error and cancelled are left out. Dates:
+-- the first ten characters of a dateTime. References: the id after the last '/' or ':', so
+-- 'Patient/123', 'urn:uuid:123' and 'https://ehr/fhir/Patient/123' all name patient 123.
+-- Medications: RxNorm ingredients and the products of results.toml; a medication none of
+-- whose codings is known is matched, as a stated fallback, by an ingredient's name as a whole
+-- word of its text or display (counted in imnm_coverage).
+-- Results: a coded answer (SNOMED CT / LOINC answer codes, or the whole text), else an HL7
+-- interpretation code, else the number against the result's own reference range.
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_observation_codings AS WITH codings AS (SELECT o.id AS resource_id, REGEXP_EXTRACT(o.subject.reference, '([^/:]+)$', 1) AS person_id, cd.system AS uri, cd.code AS code, o.valueQuantity.value AS value, LOWER(TRIM(COALESCE(o.valueQuantity.code, o.valueQuantity.unit))) AS unit_text, o.referenceRange[1].high.value AS range_high, LOWER(TRIM(REPLACE(COALESCE(o.valueCodeableConcept.text, o.valueCodeableConcept.coding[1].display, o.valueString), CHR(8203), ''))) AS answer_text, o.interpretation[1].coding[1].code AS interpretation, TRY_CAST(SUBSTRING(o.effectiveDateTime, 1, 10) AS DATE) AS date FROM fhir_observation AS o CROSS JOIN UNNEST(o.code.coding) AS t(cd) WHERE NOT COALESCE(o.status, 'final') IN ('entered-in-error', 'cancelled')) SELECT x.resource_id, x.person_id, s.system, x.code, x.value, x.unit_text, x.range_high, x.answer_text, x.interpretation, x.date FROM codings AS x LEFT JOIN imnm_fhir_system AS s ON s.uri = x.uri;
+CREATE OR REPLACE TEMPORARY VIEW imnm_person AS
+SELECT
+    p.id AS person_id,
+    TRY_CAST(SUBSTR(p.birthDate, 1, 10) AS DATE) AS birth_date,
+    CASE WHEN p.gender IN ('male', 'female') THEN p.gender ELSE 'unknown' END AS sex
+FROM fhir_patient AS p
+WHERE p.id IS NOT NULL;
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_observation_answers AS WITH codings AS (SELECT o.id AS resource_id, vc.system AS uri, vc.code AS code FROM fhir_observation AS o CROSS JOIN UNNEST(o.valueCodeableConcept.coding) AS t(vc)) SELECT x.resource_id, CASE WHEN MIN(a.answer) = MAX(a.answer) THEN MIN(a.answer) END AS answer FROM codings AS x JOIN imnm_fhir_system AS s ON s.uri = x.uri JOIN imnm_answer_codes AS a ON a.system = s.system AND a.code = x.code GROUP BY x.resource_id;
+CREATE OR REPLACE TEMPORARY VIEW imnm_condition_codings AS
+WITH codings AS (
+    SELECT
+        c.id AS resource_id,
+        REGEXP_EXTRACT(c.subject.reference, '([^/:]+)$', 1) AS person_id,
+        cd.system AS uri,
+        cd.code AS code,
+        TRY_CAST(SUBSTR(COALESCE(c.onsetDateTime, c.recordedDate), 1, 10) AS DATE)
+            AS start_date,
+        COALESCE(c.clinicalStatus.coding[1].code, 'active')
+            NOT IN ('resolved', 'inactive', 'remission') AS active
+    FROM fhir_condition AS c
+    CROSS JOIN UNNEST(c.code.coding) AS t(cd)
+    WHERE COALESCE(c.verificationStatus.coding[1].code, 'confirmed')
+        NOT IN ('refuted', 'entered-in-error')
+)
+SELECT x.resource_id, x.person_id, s.system, x.code, x.start_date, x.active
+FROM codings AS x
+LEFT JOIN imnm_fhir_system AS s ON s.uri = x.uri;
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_measurement AS WITH hits AS (SELECT x.*, k.set_name, k.concept FROM imnm_observation_codings AS x JOIN imnm_codes AS k ON k.system = x.system AND k.code = x.code WHERE k.match_kind = 'exact' AND k.set_name IN ('ck', 'antibody_test', 'genetic_test')), coded AS (SELECT h.*, f.unit, f.factor, COALESCE(a.answer, w.answer, i.answer) AS coded_answer, CASE WHEN NOT a.answer IS NULL OR NOT w.answer IS NULL THEN 'coded' WHEN NOT i.answer IS NULL THEN 'interpretation' END AS coded_basis FROM hits AS h LEFT JOIN imnm_unit_factors AS f ON f.spelling = h.unit_text LEFT JOIN imnm_observation_answers AS a ON a.resource_id = h.resource_id LEFT JOIN imnm_answer_words AS w ON w.text = h.answer_text LEFT JOIN imnm_interpretations AS i ON i.code = h.interpretation) SELECT person_id, set_name, concept, code, CAST(value AS DOUBLE) AS value, unit, factor, CAST(range_high AS DOUBLE) AS range_high, CASE WHEN set_name = 'ck' THEN NULL WHEN NOT coded_answer IS NULL THEN coded_answer WHEN NOT value IS NULL AND NOT range_high IS NULL AND value > range_high THEN 'positive' WHEN NOT value IS NULL AND NOT range_high IS NULL THEN 'negative' END AS result, CASE WHEN set_name = 'ck' THEN NULL WHEN NOT coded_answer IS NULL THEN coded_basis WHEN NOT value IS NULL AND NOT range_high IS NULL THEN 'reference_range' END AS result_basis, date FROM coded;
+CREATE OR REPLACE TEMPORARY VIEW imnm_condition AS
+SELECT DISTINCT x.person_id, k.set_name, k.concept, x.code, x.start_date, x.active
+FROM imnm_condition_codings AS x
+JOIN imnm_codes AS k ON k.system = x.system AND k.code = x.code
+WHERE k.match_kind = 'exact' AND k.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis')
+UNION
+SELECT DISTINCT x.person_id, k.set_name, k.concept, x.code, x.start_date, x.active
+FROM imnm_condition_codings AS x
+JOIN imnm_codes AS k
+    ON k.system = x.system AND SUBSTR(x.code, 1, LENGTH(k.code)) = k.code
+WHERE k.match_kind = 'prefix' AND k.set_name IN ('dystrophy', 'unexplained_myopathy', 'myositis');
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_medications AS SELECT r.id AS resource_id, REGEXP_EXTRACT(r.subject.reference, '([^/:]+)$', 1) AS person_id, r.medicationCodeableConcept AS medication, TRY_CAST(SUBSTRING(COALESCE(r.dispenseRequest.validityPeriod.start, r.authoredOn), 1, 10) AS DATE) AS start_date, TRY_CAST(SUBSTRING(r.dispenseRequest.validityPeriod."end", 1, 10) AS DATE) AS end_date FROM fhir_medicationrequest AS r WHERE NOT COALESCE(r.status, 'active') IN ('entered-in-error', 'cancelled', 'draft') UNION ALL SELECT a.id AS resource_id, REGEXP_EXTRACT(a.subject.reference, '([^/:]+)$', 1) AS person_id, a.medicationCodeableConcept AS medication, TRY_CAST(SUBSTRING(COALESCE(a.effectivePeriod.start, a.effectiveDateTime), 1, 10) AS DATE) AS start_date, TRY_CAST(SUBSTRING(COALESCE(a.effectivePeriod."end", a.effectiveDateTime), 1, 10) AS DATE) AS end_date FROM fhir_medicationadministration AS a WHERE NOT COALESCE(a.status, 'completed') IN ('entered-in-error', 'not-done');
+CREATE OR REPLACE TEMPORARY VIEW imnm_observation_codings AS
+WITH codings AS (
+SELECT
+    o.id AS resource_id,
+    REGEXP_EXTRACT(o.subject.reference, '([^/:]+)$', 1) AS person_id,
+    cd.system AS uri,
+    cd.code AS code,
+    o.valueQuantity.value AS value,
+    LOWER(TRIM(COALESCE(o.valueQuantity.code, o.valueQuantity.unit))) AS unit_text,
+    o.referenceRange[1].high.value AS range_high,
+    LOWER(TRIM(REPLACE(COALESCE(o.valueCodeableConcept.text,
+                                o.valueCodeableConcept.coding[1].display, o.valueString),
+                       CHR(8203), ''))) AS answer_text,
+    o.interpretation[1].coding[1].code AS interpretation,
+    TRY_CAST(SUBSTR(o.effectiveDateTime, 1, 10) AS DATE) AS date
+FROM fhir_observation AS o
+CROSS JOIN UNNEST(o.code.coding) AS t(cd)
+WHERE COALESCE(o.status, 'final') NOT IN ('entered-in-error', 'cancelled')
+)
+SELECT x.resource_id, x.person_id, s.system, x.code, x.value, x.unit_text, x.range_high,
+       x.answer_text, x.interpretation, x.date
+FROM codings AS x
+LEFT JOIN imnm_fhir_system AS s ON s.uri = x.uri;
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_drug_matches AS WITH codings AS (SELECT m.resource_id, m.person_id, cd.system AS uri, cd.code AS code, m.start_date, m.end_date FROM imnm_medications AS m CROSS JOIN UNNEST(m.medication.coding) AS t(cd)), coded AS (SELECT x.resource_id, x.person_id, k.concept, x.code, k.how, x.start_date, x.end_date FROM codings AS x JOIN imnm_fhir_system AS s ON s.uri = x.uri JOIN imnm_codes AS k ON k.system = s.system AND k.code = x.code WHERE k.set_name = 'drug'), by_text AS (SELECT m.resource_id, m.person_id, n.concept, n.name AS code, 'display_text' AS how, m.start_date, m.end_date FROM imnm_medications AS m JOIN imnm_drug_names AS n ON (' ' || REGEXP_REPLACE(LOWER(COALESCE(m.medication.text, m.medication.coding[1].display)), '[^a-z0-9]+', ' ', 'g') || ' ') LIKE ('% ' || n.name || ' %') WHERE NOT m.resource_id IN (SELECT resource_id FROM coded WHERE NOT resource_id IS NULL)) SELECT resource_id, person_id, concept, code, how, start_date, end_date FROM coded UNION ALL SELECT resource_id, person_id, concept, code, how, start_date, end_date FROM by_text;
+CREATE OR REPLACE TEMPORARY VIEW imnm_observation_answers AS
+WITH codings AS (
+    SELECT o.id AS resource_id, vc.system AS uri, vc.code AS code
+    FROM fhir_observation AS o
+    CROSS JOIN UNNEST(o.valueCodeableConcept.coding) AS t(vc)
+)
+SELECT x.resource_id,
+       CASE WHEN MIN(a.answer) = MAX(a.answer) THEN MIN(a.answer) END AS answer
+FROM codings AS x
+JOIN imnm_fhir_system AS s ON s.uri = x.uri
+JOIN imnm_answer_codes AS a ON a.system = s.system AND a.code = x.code
+GROUP BY x.resource_id;
 
-CREATE OR REPLACE TEMPORARY VIEW imnm_drug AS SELECT person_id, concept, code, how, start_date, end_date FROM imnm_drug_matches;
+CREATE OR REPLACE TEMPORARY VIEW imnm_measurement AS
+WITH hits AS (
+    SELECT x.*, k.set_name, k.concept
+    FROM imnm_observation_codings AS x
+    JOIN imnm_codes AS k ON k.system = x.system AND k.code = x.code
+    WHERE k.match_kind = 'exact' AND k.set_name IN ('ck', 'antibody_test', 'genetic_test')
+),
+coded AS (
+    SELECT h.*, f.unit, f.factor,
+           COALESCE(a.answer, w.answer, i.answer) AS coded_answer,
+           CASE WHEN a.answer IS NOT NULL OR w.answer IS NOT NULL THEN 'coded'
+                WHEN i.answer IS NOT NULL THEN 'interpretation' END AS coded_basis
+    FROM hits AS h
+    LEFT JOIN imnm_unit_factors AS f ON f.spelling = h.unit_text
+    LEFT JOIN imnm_observation_answers AS a ON a.resource_id = h.resource_id
+    LEFT JOIN imnm_answer_words AS w ON w.text = h.answer_text
+    LEFT JOIN imnm_interpretations AS i ON i.code = h.interpretation
+)
+SELECT
+    person_id, set_name, concept, code,
+    CAST(value AS DOUBLE) AS value,
+    unit,
+    factor,
+    CAST(range_high AS DOUBLE) AS range_high,
+    CASE
+        WHEN set_name = 'ck' THEN NULL
+        WHEN coded_answer IS NOT NULL THEN coded_answer
+        WHEN value IS NOT NULL AND range_high IS NOT NULL AND value > range_high
+            THEN 'positive'
+        WHEN value IS NOT NULL AND range_high IS NOT NULL THEN 'negative'
+    END AS result,
+    CASE
+        WHEN set_name = 'ck' THEN NULL
+        WHEN coded_answer IS NOT NULL THEN coded_basis
+        WHEN value IS NOT NULL AND range_high IS NOT NULL THEN 'reference_range'
+    END AS result_basis,
+    date
+FROM coded;
 
-/* imnm screen: what the results staging could not read, the same for OMOP and FHIR */ /* (DuckDB dialect; transpiled to Spark SQL). Reads the canonical imnm_measurement view; each */ /* input's coverage view (coverage_omop.sql, coverage_fhir.sql) adds these rows under its */ /* own table name. */ CREATE OR REPLACE TEMPORARY VIEW imnm_result_coverage AS SELECT 'ck_unit_unreadable' AS item, COUNT(*) AS n FROM imnm_measurement WHERE set_name = 'ck' AND NOT value IS NULL AND factor IS NULL UNION ALL SELECT 'ck_without_value' AS item, COUNT(*) AS n FROM imnm_measurement WHERE set_name = 'ck' AND value IS NULL UNION ALL SELECT 'antibody_uninterpretable' AS item, COUNT(*) AS n FROM imnm_measurement WHERE set_name = 'antibody_test' AND result IS NULL UNION ALL SELECT 'antibody_by_reference_range' AS item, COUNT(*) AS n FROM imnm_measurement WHERE result_basis = 'reference_range' UNION ALL SELECT 'genetic_uninterpretable' AS item, COUNT(*) AS n FROM imnm_measurement WHERE set_name = 'genetic_test' AND result IS NULL;
+CREATE OR REPLACE TEMPORARY VIEW imnm_medications AS
+SELECT
+    r.id AS resource_id,
+    REGEXP_EXTRACT(r.subject.reference, '([^/:]+)$', 1) AS person_id,
+    r.medicationCodeableConcept AS medication,
+    TRY_CAST(SUBSTR(COALESCE(r.dispenseRequest.validityPeriod.start, r.authoredOn), 1, 10)
+        AS DATE) AS start_date,
+    TRY_CAST(SUBSTR(r.dispenseRequest.validityPeriod."end", 1, 10) AS DATE) AS end_date
+FROM fhir_medicationrequest AS r
+WHERE COALESCE(r.status, 'active') NOT IN ('entered-in-error', 'cancelled', 'draft')
+UNION ALL
+SELECT
+    a.id AS resource_id,
+    REGEXP_EXTRACT(a.subject.reference, '([^/:]+)$', 1) AS person_id,
+    a.medicationCodeableConcept AS medication,
+    TRY_CAST(SUBSTR(COALESCE(a.effectivePeriod.start, a.effectiveDateTime), 1, 10)
+        AS DATE) AS start_date,
+    TRY_CAST(SUBSTR(COALESCE(a.effectivePeriod."end", a.effectiveDateTime), 1, 10)
+        AS DATE) AS end_date
+FROM fhir_medicationadministration AS a
+WHERE COALESCE(a.status, 'completed') NOT IN ('entered-in-error', 'not-done');
 
-/* imnm screen: the coverage counts of the FHIR staging, what was read, used and not read */ /* (DuckDB dialect; transpiled to Spark SQL). Run after stage_fhir.sql and coverage_results.sql. */ CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS WITH patients AS (SELECT DISTINCT person_id FROM imnm_person), conditions AS (SELECT c.id, MAX(CASE WHEN NOT x.system IS NULL THEN 1 ELSE 0 END) AS known_system, MAX(CASE WHEN NOT k.person_id IS NULL THEN 1 ELSE 0 END) AS used, MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan FROM fhir_condition AS c LEFT JOIN imnm_condition_codings AS x ON x.resource_id = c.id LEFT JOIN imnm_condition AS k ON k.person_id = x.person_id AND k.code = x.code LEFT JOIN patients AS p ON p.person_id = REGEXP_EXTRACT(c.subject.reference, '([^/:]+)$', 1) GROUP BY c.id), observations AS (SELECT o.id, MAX(CASE WHEN NOT x.system IS NULL THEN 1 ELSE 0 END) AS known_system, MAX(CASE WHEN NOT k.set_name IS NULL THEN 1 ELSE 0 END) AS used, MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan FROM fhir_observation AS o LEFT JOIN imnm_observation_codings AS x ON x.resource_id = o.id LEFT JOIN imnm_codes AS k ON k.system = x.system AND k.code = x.code AND k.set_name IN ('ck', 'antibody_test', 'genetic_test') LEFT JOIN patients AS p ON p.person_id = REGEXP_EXTRACT(o.subject.reference, '([^/:]+)$', 1) GROUP BY o.id), medications AS (SELECT m.resource_id AS id, MAX(CASE WHEN NOT d.concept IS NULL THEN 1 ELSE 0 END) AS used, MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan FROM imnm_medications AS m LEFT JOIN imnm_drug_matches AS d ON d.resource_id = m.resource_id LEFT JOIN patients AS p ON p.person_id = m.person_id GROUP BY m.resource_id) SELECT 'Condition' AS input, 'rows' AS item, COUNT(*) AS n FROM conditions UNION ALL SELECT 'Condition' AS input, 'in_code_set' AS item, SUM(used) AS n FROM conditions UNION ALL SELECT 'Condition' AS input, 'no_known_code_system' AS item, COUNT(*) AS n FROM conditions WHERE known_system = 0 UNION ALL SELECT 'Condition' AS input, 'subject_not_a_patient' AS item, SUM(orphan) AS n FROM conditions UNION ALL SELECT 'Observation' AS input, 'rows' AS item, COUNT(*) AS n FROM observations UNION ALL SELECT 'Observation' AS input, 'in_code_set' AS item, SUM(used) AS n FROM observations UNION ALL SELECT 'Observation' AS input, 'no_known_code_system' AS item, COUNT(*) AS n FROM observations WHERE known_system = 0 UNION ALL SELECT 'Observation' AS input, 'subject_not_a_patient' AS item, SUM(orphan) AS n FROM observations UNION ALL SELECT 'Observation' AS input, item, n FROM imnm_result_coverage UNION ALL SELECT 'Medication' AS input, 'rows' AS item, COUNT(*) AS n FROM medications UNION ALL SELECT 'Medication' AS input, 'in_code_set' AS item, SUM(used) AS n FROM medications UNION ALL SELECT 'Medication' AS input, 'subject_not_a_patient' AS item, SUM(orphan) AS n FROM medications UNION ALL SELECT 'Medication' AS input, CONCAT('in_code_set_by_', how) AS item, COUNT(*) AS n FROM imnm_drug GROUP BY how UNION ALL SELECT 'person' AS input, 'rows' AS item, COUNT(*) AS n FROM fhir_patient UNION ALL SELECT 'person' AS input, 'no_birth_date' AS item, COUNT(*) AS n FROM imnm_person WHERE birth_date IS NULL;
+CREATE OR REPLACE TEMPORARY VIEW imnm_drug_matches AS
+WITH codings AS (
+    SELECT m.resource_id, m.person_id, cd.system AS uri, cd.code AS code, m.start_date,
+           m.end_date
+    FROM imnm_medications AS m
+    CROSS JOIN UNNEST(m.medication.coding) AS t(cd)
+),
+coded AS (
+    SELECT x.resource_id, x.person_id, k.concept, x.code, k.how, x.start_date, x.end_date
+    FROM codings AS x
+    JOIN imnm_fhir_system AS s ON s.uri = x.uri
+    JOIN imnm_codes AS k ON k.system = s.system AND k.code = x.code
+    WHERE k.set_name = 'drug'
+),
+by_text AS (
+    SELECT m.resource_id, m.person_id, n.concept, n.name AS code, 'display_text' AS how,
+           m.start_date, m.end_date
+    FROM imnm_medications AS m
+    JOIN imnm_drug_names AS n
+        ON (' ' || REGEXP_REPLACE(LOWER(COALESCE(m.medication.text,
+                                                 m.medication.coding[1].display)),
+                                  '[^a-z0-9]+', ' ', 'g') || ' ')
+           LIKE ('% ' || n.name || ' %')
+    WHERE m.resource_id NOT IN (SELECT resource_id FROM coded WHERE resource_id IS NOT NULL)
+)
+SELECT resource_id, person_id, concept, code, how, start_date, end_date FROM coded
+UNION ALL
+SELECT resource_id, person_id, concept, code, how, start_date, end_date FROM by_text;
 
-/* imnm screen: population case finding over the canonical views (DuckDB dialect; transpiled */ /* to Spark SQL). The code sets, CK limits, unit factors and parameters come from the same */ /* knowledge files as the per-child rules, rendered into the imnm_* lookup views by */ /* imnm.screen.definition. One row per child and tier: */ /*   test_for_antibodies    suspicion.dystrophy_label_unconfirmed: a dystrophy or unexplained */ /*                          myopathy label, no diagnostic genetic result, peak CK above */ /*                          min_ck_multiple x ULN, anti-HMGCR or anti-SRP never resulted, and */ /*                          neither positive */ /*   review_dystrophy_label suspicion.antibody_positive_with_dystrophy_label: a positive */ /*                          anti-HMGCR or anti-SRP under a dystrophy label */ /*   review_treatment       treatment.corticosteroid_alone: a positive anti-HMGCR or anti-SRP */ /*                          and corticosteroid without any other immunosuppressant or IVIg for */ /*                          at least review_weeks */ /*   not_assessable         a table the tier needs is missing from the input (imnm_inputs) */ /* Weakness is rarely coded, so the screen runs the suspicion rule with proximal weakness not */ /* required (parameter suspicion_require_proximal_weakness = false) and family history unknown. */ WITH params AS (SELECT * FROM imnm_params), people AS (SELECT p.person_id, p.birth_date, p.sex, DATE_DIFF('DAY', p.birth_date, params.as_of) / 365.25 AS age_years FROM imnm_person AS p CROSS JOIN params WHERE p.birth_date IS NULL OR DATE_DIFF('DAY', p.birth_date, params.as_of) / 365.25 <= params.max_age_years), active_conditions AS (SELECT c.person_id, c.set_name, c.code FROM imnm_condition AS c CROSS JOIN params WHERE c.active AND (c.start_date IS NULL OR c.start_date <= params.as_of)), label_flags AS (SELECT person_id, MAX(CASE WHEN set_name = 'dystrophy' THEN 1 ELSE 0 END) AS has_dystrophy, MAX(CASE WHEN set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END) AS has_warning_label, LISTAGG(DISTINCT code, ';' ORDER BY code) AS label_codes FROM active_conditions GROUP BY person_id), results AS (SELECT m.person_id, m.set_name, m.concept, m.value, m.factor, m.range_high, m.result, m.date FROM imnm_measurement AS m CROSS JOIN params WHERE m.date IS NULL OR m.date <= params.as_of), ck AS (SELECT r.person_id, r.date, r.value * r.factor AS value_u_per_l, COALESCE(r.range_high * r.factor, b.upper_limit, CASE WHEN p.birth_date IS NULL THEN top.upper_limit END) AS uln FROM results AS r CROSS JOIN params JOIN people AS p ON p.person_id = r.person_id LEFT JOIN imnm_ck_bands AS b ON b.sex = CASE WHEN p.sex IN ('male', 'female') THEN p.sex ELSE 'male' END AND DATE_DIFF('DAY', p.birth_date, COALESCE(r.date, params.as_of)) / 365.25 >= b.min_age_years AND DATE_DIFF('DAY', p.birth_date, COALESCE(r.date, params.as_of)) / 365.25 < b.max_age_years CROSS JOIN (SELECT MAX(upper_limit) AS upper_limit FROM imnm_ck_bands) AS top WHERE r.set_name = 'ck' AND NOT r.value IS NULL AND r.value >= 0 AND NOT r.factor IS NULL), ck_peak AS (SELECT ck.person_id, MAX(ck.value_u_per_l / ck.uln) AS peak_multiple, MAX(ck.value_u_per_l) AS peak_u_per_l, MAX(CASE WHEN ck.value_u_per_l / ck.uln > params.min_ck_multiple THEN 1 ELSE 0 END) AS ck_high FROM ck CROSS JOIN params GROUP BY ck.person_id), antibodies AS (SELECT person_id, MAX(CASE WHEN concept = 'HMGCR' AND result = 'positive' THEN 2 WHEN concept = 'HMGCR' AND result = 'negative' THEN 1 ELSE 0 END) AS hmgcr, MAX(CASE WHEN concept = 'SRP' AND result = 'positive' THEN 2 WHEN concept = 'SRP' AND result = 'negative' THEN 1 ELSE 0 END) AS srp FROM results WHERE set_name = 'antibody_test' AND NOT result IS NULL GROUP BY person_id), genetics AS (SELECT person_id, MAX(CASE WHEN result = 'positive' THEN 1 ELSE 0 END) AS confirmed FROM results WHERE set_name = 'genetic_test' GROUP BY person_id), drugs AS (SELECT d.person_id, d.concept, d.start_date, COALESCE(d.end_date, d.start_date) AS end_date FROM imnm_drug AS d CROSS JOIN params WHERE NOT d.start_date IS NULL AND d.start_date <= params.as_of), steroid_alone AS (SELECT d.person_id, DATE_DIFF('DAY', MIN(d.start_date), LEAST(MAX(d.end_date), MAX(params.as_of))) AS days FROM drugs AS d CROSS JOIN params WHERE d.concept IN (SELECT concept FROM imnm_corticosteroids) AND NOT d.person_id IN (SELECT person_id FROM drugs WHERE concept IN (SELECT concept FROM imnm_immunosuppressants)) GROUP BY d.person_id), candidates AS (SELECT person_id FROM label_flags UNION SELECT person_id FROM antibodies UNION SELECT person_id FROM steroid_alone UNION SELECT person_id FROM ck_peak WHERE ck_high = 1), facts AS (SELECT p.person_id, p.sex, COALESCE(l.has_dystrophy, 0) AS has_dystrophy, COALESCE(l.has_warning_label, 0) AS has_warning_label, l.label_codes, c.peak_u_per_l, c.peak_multiple, COALESCE(c.ck_high, 0) AS ck_high, COALESCE(a.hmgcr, 0) AS hmgcr, COALESCE(a.srp, 0) AS srp, COALESCE(g.confirmed, 0) AS genetic_confirmed, s.days AS steroid_alone_days FROM candidates AS x JOIN people AS p ON p.person_id = x.person_id LEFT JOIN label_flags AS l ON l.person_id = p.person_id LEFT JOIN ck_peak AS c ON c.person_id = p.person_id LEFT JOIN antibodies AS a ON a.person_id = p.person_id LEFT JOIN genetics AS g ON g.person_id = p.person_id LEFT JOIN steroid_alone AS s ON s.person_id = p.person_id), tiers AS (SELECT f.*, 'test_for_antibodies' AS tier, 'suspicion.dystrophy_label_unconfirmed [wang_liang_2023]' AS reasons FROM facts AS f WHERE f.has_warning_label = 1 AND f.genetic_confirmed = 0 AND f.ck_high = 1 AND (f.hmgcr = 0 OR f.srp = 0) AND f.hmgcr < 2 AND f.srp < 2 UNION ALL SELECT f.*, 'review_dystrophy_label' AS tier, 'suspicion.antibody_positive_with_dystrophy_label [wang_liang_2023]' AS reasons FROM facts AS f WHERE f.has_dystrophy = 1 AND (f.hmgcr = 2 OR f.srp = 2) UNION ALL SELECT f.*, 'review_treatment' AS tier, 'treatment.corticosteroid_alone [wang_liang_2023]; review by 12 weeks [share_2017]' AS reasons FROM facts AS f CROSS JOIN params WHERE (f.hmgcr = 2 OR f.srp = 2) AND f.steroid_alone_days >= params.review_days UNION ALL SELECT f.*, 'not_assessable' AS tier, 'missing input: measurement (CK, antibody and genetic results)' AS reasons FROM facts AS f CROSS JOIN imnm_inputs AS i WHERE i.measurement_missing = 1 AND f.has_warning_label = 1 UNION ALL SELECT f.*, 'not_assessable' AS tier, 'missing input: condition (diagnosis labels)' AS reasons FROM facts AS f CROSS JOIN imnm_inputs AS i WHERE i.condition_missing = 1 AND f.ck_high = 1 UNION ALL SELECT f.*, 'not_assessable' AS tier, 'missing input: drug exposure (treatments)' AS reasons FROM facts AS f CROSS JOIN imnm_inputs AS i WHERE i.drug_missing = 1 AND (f.hmgcr = 2 OR f.srp = 2)) SELECT person_id, tier, reasons, sex, label_codes, ROUND(peak_u_per_l, 1) AS peak_ck_u_per_l, ROUND(peak_multiple, 2) AS peak_ck_multiple_of_uln, CASE hmgcr WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_hmgcr, CASE srp WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_srp, steroid_alone_days AS days_on_corticosteroid_alone FROM tiers ORDER BY tier, person_id;
+CREATE OR REPLACE TEMPORARY VIEW imnm_drug AS
+SELECT person_id, concept, code, how, start_date, end_date FROM imnm_drug_matches;
+
+-- imnm screen: what the results staging could not read, the same for OMOP and FHIR
+-- (DuckDB dialect; transpiled to Spark SQL). Reads the canonical imnm_measurement view; each
+-- input's coverage view (coverage_omop.sql, coverage_fhir.sql) adds these rows under its
+-- own table name.
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_result_coverage AS
+SELECT 'ck_unit_unreadable' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'ck' AND value IS NOT NULL AND factor IS NULL
+UNION ALL
+SELECT 'ck_without_value' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'ck' AND value IS NULL
+UNION ALL
+SELECT 'antibody_uninterpretable' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'antibody_test' AND result IS NULL
+UNION ALL
+SELECT 'antibody_by_reference_range' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE result_basis = 'reference_range'
+UNION ALL
+SELECT 'genetic_uninterpretable' AS item, COUNT(*) AS n
+FROM imnm_measurement WHERE set_name = 'genetic_test' AND result IS NULL;
+
+-- imnm screen: the coverage counts of the FHIR staging, what was read, used and not read
+-- (DuckDB dialect; transpiled to Spark SQL). Run after stage_fhir.sql and coverage_results.sql.
+
+CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
+WITH patients AS (
+    SELECT DISTINCT person_id FROM imnm_person
+),
+conditions AS (
+    SELECT c.id,
+           MAX(CASE WHEN x.system IS NOT NULL THEN 1 ELSE 0 END) AS known_system,
+           MAX(CASE WHEN k.person_id IS NOT NULL THEN 1 ELSE 0 END) AS used,
+           MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+    FROM fhir_condition AS c
+    LEFT JOIN imnm_condition_codings AS x ON x.resource_id = c.id
+    LEFT JOIN imnm_condition AS k ON k.person_id = x.person_id AND k.code = x.code
+    LEFT JOIN patients AS p ON p.person_id = REGEXP_EXTRACT(c.subject.reference, '([^/:]+)$', 1)
+    GROUP BY c.id
+),
+observations AS (
+    SELECT o.id,
+           MAX(CASE WHEN x.system IS NOT NULL THEN 1 ELSE 0 END) AS known_system,
+           MAX(CASE WHEN k.set_name IS NOT NULL THEN 1 ELSE 0 END) AS used,
+           MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+    FROM fhir_observation AS o
+    LEFT JOIN imnm_observation_codings AS x ON x.resource_id = o.id
+    LEFT JOIN imnm_codes AS k ON k.system = x.system AND k.code = x.code
+        AND k.set_name IN ('ck', 'antibody_test', 'genetic_test')
+    LEFT JOIN patients AS p ON p.person_id = REGEXP_EXTRACT(o.subject.reference, '([^/:]+)$', 1)
+    GROUP BY o.id
+),
+medications AS (
+    SELECT m.resource_id AS id,
+           MAX(CASE WHEN d.concept IS NOT NULL THEN 1 ELSE 0 END) AS used,
+           MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+    FROM imnm_medications AS m
+    LEFT JOIN imnm_drug_matches AS d ON d.resource_id = m.resource_id
+    LEFT JOIN patients AS p ON p.person_id = m.person_id
+    GROUP BY m.resource_id
+)
+SELECT 'Condition' AS input, 'rows' AS item, COUNT(*) AS n FROM conditions
+UNION ALL
+SELECT 'Condition' AS input, 'in_code_set' AS item, SUM(used) AS n FROM conditions
+UNION ALL
+SELECT 'Condition' AS input, 'no_known_code_system' AS item, COUNT(*) AS n FROM conditions
+WHERE known_system = 0
+UNION ALL
+SELECT 'Condition' AS input, 'subject_not_a_patient' AS item, SUM(orphan) AS n FROM conditions
+UNION ALL
+SELECT 'Observation' AS input, 'rows' AS item, COUNT(*) AS n FROM observations
+UNION ALL
+SELECT 'Observation' AS input, 'in_code_set' AS item, SUM(used) AS n FROM observations
+UNION ALL
+SELECT 'Observation' AS input, 'no_known_code_system' AS item, COUNT(*) AS n FROM observations
+WHERE known_system = 0
+UNION ALL
+SELECT 'Observation' AS input, 'subject_not_a_patient' AS item, SUM(orphan) AS n
+FROM observations
+UNION ALL
+SELECT 'Observation' AS input, item, n FROM imnm_result_coverage
+UNION ALL
+SELECT 'Medication' AS input, 'rows' AS item, COUNT(*) AS n FROM medications
+UNION ALL
+SELECT 'Medication' AS input, 'in_code_set' AS item, SUM(used) AS n FROM medications
+UNION ALL
+SELECT 'Medication' AS input, 'subject_not_a_patient' AS item, SUM(orphan) AS n
+FROM medications
+UNION ALL
+SELECT 'Medication' AS input, CONCAT('in_code_set_by_', how) AS item, COUNT(*) AS n
+FROM imnm_drug GROUP BY how
+UNION ALL
+SELECT 'person' AS input, 'rows' AS item, COUNT(*) AS n FROM fhir_patient
+UNION ALL
+SELECT 'person' AS input, 'no_birth_date' AS item, COUNT(*) AS n FROM imnm_person
+WHERE birth_date IS NULL;
+
+-- imnm screen: population case finding over the canonical views (DuckDB dialect; transpiled
+-- to Spark SQL). The code sets, CK limits, unit factors and parameters come from the same
+-- knowledge files as the per-child rules, rendered into the imnm_* lookup views by
+-- imnm.screen.definition. One row per child and tier:
+--   test_for_antibodies    suspicion.dystrophy_label_unconfirmed: a dystrophy or unexplained
+--                          myopathy label, no diagnostic genetic result, peak CK above
+--                          min_ck_multiple x ULN, anti-HMGCR or anti-SRP never resulted, and
+--                          neither positive
+--   review_dystrophy_label suspicion.antibody_positive_with_dystrophy_label: a positive
+--                          anti-HMGCR or anti-SRP under a dystrophy label
+--   review_treatment       treatment.corticosteroid_alone: a positive anti-HMGCR or anti-SRP
+--                          and corticosteroid without any other immunosuppressant or IVIg for
+--                          at least review_weeks
+--   not_assessable         a table the tier needs is missing from the input (imnm_inputs)
+-- Weakness is rarely coded, so the screen runs the suspicion rule with proximal weakness not
+-- required (parameter suspicion_require_proximal_weakness = false) and family history unknown.
+
+WITH params AS (
+    SELECT * FROM imnm_params
+),
+people AS (
+    SELECT p.person_id, p.birth_date, p.sex,
+           DATE_DIFF('day', p.birth_date, params.as_of) / 365.25 AS age_years
+    FROM imnm_person AS p CROSS JOIN params
+    WHERE p.birth_date IS NULL
+       OR DATE_DIFF('day', p.birth_date, params.as_of) / 365.25 <= params.max_age_years
+),
+active_conditions AS (
+    SELECT c.person_id, c.set_name, c.code
+    FROM imnm_condition AS c CROSS JOIN params
+    WHERE c.active AND (c.start_date IS NULL OR c.start_date <= params.as_of)
+),
+label_flags AS (
+    SELECT person_id,
+           MAX(CASE WHEN set_name = 'dystrophy' THEN 1 ELSE 0 END) AS has_dystrophy,
+           MAX(CASE WHEN set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END)
+               AS has_warning_label,
+           STRING_AGG(DISTINCT code, ';' ORDER BY code) AS label_codes
+    FROM active_conditions
+    GROUP BY person_id
+),
+results AS (
+    SELECT m.person_id, m.set_name, m.concept, m.value, m.factor, m.range_high, m.result,
+           m.date
+    FROM imnm_measurement AS m
+    CROSS JOIN params
+    WHERE m.date IS NULL OR m.date <= params.as_of
+),
+ck AS (
+    SELECT r.person_id, r.date,
+           r.value * r.factor AS value_u_per_l,
+           COALESCE(r.range_high * r.factor, b.upper_limit,
+                    CASE WHEN p.birth_date IS NULL THEN top.upper_limit END) AS uln
+    FROM results AS r
+    CROSS JOIN params
+    JOIN people AS p ON p.person_id = r.person_id
+    LEFT JOIN imnm_ck_bands AS b
+        ON b.sex = CASE WHEN p.sex IN ('male', 'female') THEN p.sex ELSE 'male' END
+       AND DATE_DIFF('day', p.birth_date, COALESCE(r.date, params.as_of)) / 365.25
+           >= b.min_age_years
+       AND DATE_DIFF('day', p.birth_date, COALESCE(r.date, params.as_of)) / 365.25
+           < b.max_age_years
+    CROSS JOIN (SELECT MAX(upper_limit) AS upper_limit FROM imnm_ck_bands) AS top
+    WHERE r.set_name = 'ck' AND r.value IS NOT NULL AND r.value >= 0 AND r.factor IS NOT NULL
+),
+ck_peak AS (
+    SELECT ck.person_id,
+           MAX(ck.value_u_per_l / ck.uln) AS peak_multiple,
+           MAX(ck.value_u_per_l) AS peak_u_per_l,
+           MAX(CASE WHEN ck.value_u_per_l / ck.uln > params.min_ck_multiple THEN 1 ELSE 0 END)
+               AS ck_high
+    FROM ck CROSS JOIN params
+    GROUP BY ck.person_id
+),
+antibodies AS (
+    SELECT person_id,
+           MAX(CASE WHEN concept = 'HMGCR' AND result = 'positive' THEN 2
+                    WHEN concept = 'HMGCR' AND result = 'negative' THEN 1 ELSE 0 END) AS hmgcr,
+           MAX(CASE WHEN concept = 'SRP' AND result = 'positive' THEN 2
+                    WHEN concept = 'SRP' AND result = 'negative' THEN 1 ELSE 0 END) AS srp
+    FROM results
+    WHERE set_name = 'antibody_test' AND result IS NOT NULL
+    GROUP BY person_id
+),
+genetics AS (
+    SELECT person_id, MAX(CASE WHEN result = 'positive' THEN 1 ELSE 0 END) AS confirmed
+    FROM results
+    WHERE set_name = 'genetic_test'
+    GROUP BY person_id
+),
+drugs AS (
+    SELECT d.person_id, d.concept, d.start_date,
+           COALESCE(d.end_date, d.start_date) AS end_date
+    FROM imnm_drug AS d
+    CROSS JOIN params
+    WHERE d.start_date IS NOT NULL AND d.start_date <= params.as_of
+),
+steroid_alone AS (
+    SELECT d.person_id,
+           DATE_DIFF('day', MIN(d.start_date),
+                     LEAST(MAX(d.end_date), MAX(params.as_of))) AS days
+    FROM drugs AS d CROSS JOIN params
+    WHERE d.concept IN (SELECT concept FROM imnm_corticosteroids)
+      AND d.person_id NOT IN (
+          SELECT person_id FROM drugs
+          WHERE concept IN (SELECT concept FROM imnm_immunosuppressants))
+    GROUP BY d.person_id
+),
+candidates AS (
+    SELECT person_id FROM label_flags
+    UNION
+    SELECT person_id FROM antibodies
+    UNION
+    SELECT person_id FROM steroid_alone
+    UNION
+    SELECT person_id FROM ck_peak WHERE ck_high = 1
+),
+facts AS (
+    SELECT p.person_id, p.sex,
+           COALESCE(l.has_dystrophy, 0) AS has_dystrophy,
+           COALESCE(l.has_warning_label, 0) AS has_warning_label,
+           l.label_codes,
+           c.peak_u_per_l, c.peak_multiple, COALESCE(c.ck_high, 0) AS ck_high,
+           COALESCE(a.hmgcr, 0) AS hmgcr, COALESCE(a.srp, 0) AS srp,
+           COALESCE(g.confirmed, 0) AS genetic_confirmed,
+           s.days AS steroid_alone_days
+    FROM candidates AS x
+    JOIN people AS p ON p.person_id = x.person_id
+    LEFT JOIN label_flags AS l ON l.person_id = p.person_id
+    LEFT JOIN ck_peak AS c ON c.person_id = p.person_id
+    LEFT JOIN antibodies AS a ON a.person_id = p.person_id
+    LEFT JOIN genetics AS g ON g.person_id = p.person_id
+    LEFT JOIN steroid_alone AS s ON s.person_id = p.person_id
+),
+tiers AS (
+    SELECT f.*, 'test_for_antibodies' AS tier,
+           'suspicion.dystrophy_label_unconfirmed [wang_liang_2023]' AS reasons
+    FROM facts AS f
+    WHERE f.has_warning_label = 1 AND f.genetic_confirmed = 0 AND f.ck_high = 1
+      AND (f.hmgcr = 0 OR f.srp = 0) AND f.hmgcr < 2 AND f.srp < 2
+    UNION ALL
+    SELECT f.*, 'review_dystrophy_label' AS tier,
+           'suspicion.antibody_positive_with_dystrophy_label [wang_liang_2023]' AS reasons
+    FROM facts AS f
+    WHERE f.has_dystrophy = 1 AND (f.hmgcr = 2 OR f.srp = 2)
+    UNION ALL
+    SELECT f.*, 'review_treatment' AS tier,
+           'treatment.corticosteroid_alone [wang_liang_2023]; review by 12 weeks [share_2017]'
+               AS reasons
+    FROM facts AS f CROSS JOIN params
+    WHERE (f.hmgcr = 2 OR f.srp = 2) AND f.steroid_alone_days >= params.review_days
+    UNION ALL
+    SELECT f.*, 'not_assessable' AS tier,
+           'missing input: measurement (CK, antibody and genetic results)' AS reasons
+    FROM facts AS f CROSS JOIN imnm_inputs AS i
+    WHERE i.measurement_missing = 1 AND f.has_warning_label = 1
+    UNION ALL
+    SELECT f.*, 'not_assessable' AS tier, 'missing input: condition (diagnosis labels)' AS reasons
+    FROM facts AS f CROSS JOIN imnm_inputs AS i
+    WHERE i.condition_missing = 1 AND f.ck_high = 1
+    UNION ALL
+    SELECT f.*, 'not_assessable' AS tier, 'missing input: drug exposure (treatments)' AS reasons
+    FROM facts AS f CROSS JOIN imnm_inputs AS i
+    WHERE i.drug_missing = 1 AND (f.hmgcr = 2 OR f.srp = 2)
+)
+SELECT
+    person_id, tier, reasons, sex, label_codes,
+    ROUND(peak_u_per_l, 1) AS peak_ck_u_per_l,
+    ROUND(peak_multiple, 2) AS peak_ck_multiple_of_uln,
+    CASE hmgcr WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_hmgcr,
+    CASE srp WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_srp,
+    steroid_alone_days AS days_on_corticosteroid_alone
+FROM tiers
+ORDER BY tier, person_id;

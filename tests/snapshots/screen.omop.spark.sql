@@ -435,10 +435,10 @@ WITH links AS (
   FROM mapped
 )
 SELECT
-  set_name,
-  concept,
-  concept_id,
-  CASE MIN(how_rank)
+  f.set_name,
+  f.concept,
+  f.concept_id,
+  CASE MIN(f.how_rank)
     WHEN 0
     THEN 'code'
     WHEN 1
@@ -446,22 +446,26 @@ SELECT
     WHEN 2
     THEN 'concept_relationship'
     ELSE 'maps_to'
-  END AS how
-FROM found
+  END AS how,
+  COALESCE(MIN(c.concept_code), CAST(f.concept_id AS STRING)) AS code
+FROM found AS f
+LEFT JOIN concept AS c
+  ON c.concept_id = f.concept_id
 WHERE
-  NOT concept_id IS NULL AND concept_id <> 0
+  NOT f.concept_id IS NULL AND f.concept_id <> 0
 GROUP BY
-  set_name,
-  concept,
-  concept_id;
+  f.set_name,
+  f.concept,
+  f.concept_id;
 
+/* Only the rows in a code set are de-duplicated (a row matched on both its concepts). */
 CREATE OR REPLACE TEMPORARY VIEW imnm_condition AS
 WITH hits AS (
   SELECT
     co.person_id,
     s.set_name,
     s.concept,
-    co.condition_concept_id AS concept_id,
+    s.code,
     co.condition_start_date AS start_date
   FROM condition_occurrence AS co
   JOIN imnm_set_concepts AS s
@@ -473,7 +477,7 @@ WITH hits AS (
     co.person_id,
     s.set_name,
     s.concept,
-    co.condition_source_concept_id AS concept_id,
+    s.code,
     co.condition_start_date AS start_date
   FROM condition_occurrence AS co
   JOIN imnm_set_concepts AS s
@@ -485,20 +489,20 @@ SELECT DISTINCT
   CAST(h.person_id AS STRING) AS person_id,
   h.set_name,
   h.concept,
-  COALESCE(c.concept_code, CAST(h.concept_id AS STRING)) AS code,
+  h.code,
   h.start_date,
   TRUE AS active
-FROM hits AS h
-LEFT JOIN concept AS c
-  ON c.concept_id = h.concept_id;
+FROM hits AS h;
 
+/* The unit and answer concepts of the matching rows only, looked up in CONCEPT once: the */
+/* lookups then then join a few rows, never the whole vocabulary. */
 CREATE OR REPLACE TEMPORARY VIEW imnm_measurement AS
 WITH hits AS (
   SELECT
     m.person_id,
     s.set_name,
     s.concept,
-    m.measurement_concept_id AS concept_id,
+    s.code,
     m.value_as_number AS value,
     m.value_as_concept_id,
     m.unit_concept_id,
@@ -511,25 +515,43 @@ WITH hits AS (
     ON s.concept_id = m.measurement_concept_id
   WHERE
     s.set_name IN ('ck', 'antibody_test', 'genetic_test')
+), looked_up AS (
+  SELECT
+    c.concept_id,
+    c.concept_code,
+    c.vocabulary_id,
+    c.concept_name
+  FROM concept AS c
+  WHERE
+    c.concept_id IN (
+      SELECT
+        unit_concept_id
+      FROM hits
+      WHERE
+        NOT unit_concept_id IS NULL
+      UNION
+      SELECT
+        value_as_concept_id
+      FROM hits
+      WHERE
+        NOT value_as_concept_id IS NULL
+    )
 ), coded AS (
   SELECT
     h.*,
-    COALESCE(c.concept_code, CAST(h.concept_id AS STRING)) AS code,
     COALESCE(fs.unit, fc.unit) AS unit,
     COALESCE(fs.factor, fc.factor) AS factor,
     COALESCE(vc.answer, ac.answer, wn.answer, wt.answer) AS coded_answer
   FROM hits AS h
-  LEFT JOIN concept AS c
-    ON c.concept_id = h.concept_id
   LEFT JOIN imnm_unit_factors AS fs
     ON fs.spelling = h.unit_source
-  LEFT JOIN concept AS u
+  LEFT JOIN looked_up AS u
     ON u.concept_id = h.unit_concept_id
   LEFT JOIN imnm_unit_factors AS fc
     ON fc.spelling = LOWER(u.concept_code)
   LEFT JOIN imnm_value_concepts AS vc
     ON vc.concept_id = h.value_as_concept_id
-  LEFT JOIN concept AS r
+  LEFT JOIN looked_up AS r
     ON r.concept_id = h.value_as_concept_id
   LEFT JOIN imnm_vocabulary AS rv
     ON rv.vocabulary_id = r.vocabulary_id
@@ -575,8 +597,8 @@ WITH hits AS (
   SELECT
     d.person_id,
     s.concept,
+    s.code,
     s.how,
-    d.drug_concept_id AS concept_id,
     d.drug_exposure_start_date AS start_date,
     d.drug_exposure_end_date AS end_date
   FROM drug_exposure AS d
@@ -588,8 +610,8 @@ WITH hits AS (
   SELECT
     d.person_id,
     s.concept,
+    s.code,
     s.how,
-    d.drug_source_concept_id AS concept_id,
     d.drug_exposure_start_date AS start_date,
     d.drug_exposure_end_date AS end_date
   FROM drug_exposure AS d
@@ -601,13 +623,11 @@ WITH hits AS (
 SELECT
   CAST(h.person_id AS STRING) AS person_id,
   h.concept,
-  COALESCE(c.concept_code, CAST(h.concept_id AS STRING)) AS code,
+  h.code,
   h.how,
   h.start_date,
   h.end_date
-FROM hits AS h
-LEFT JOIN concept AS c
-  ON c.concept_id = h.concept_id;
+FROM hits AS h;
 
 /* imnm screen: what the results staging could not read, the same for OMOP and FHIR */
 /* (DuckDB dialect; transpiled to Spark SQL). Reads the canonical imnm_measurement view; each */
