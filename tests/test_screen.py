@@ -10,6 +10,7 @@ import gzip
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -233,9 +234,15 @@ def test_worklist_files_and_aggregate_suppression(population: dict[str, Path],
     table = pq.read_table(write_worklist(result, tmp_path / "w.parquet"))
     assert table.num_rows == len(result.rows)
     rows = result.aggregate()
-    cells = {(a["tier"], a["sex"]): a["count"] for a in rows if a["section"] == "worklist"}
+    cells = {(a["tier"], a["sex"], a["age_band"]): a["count"] for a in rows
+             if a["section"] == "worklist"}
+    assert len(cells) == 4 * 3 * 6  # every tier, sex and age band, zeros included
     assert all(v == "0" or v == "<10" or int(v) >= 10 for v in cells.values())
     assert "<10" in cells.values()
+    on_list = Counter((r.tier, r.sex, r.age_years // 5 * 5) for r in result.rows
+                      if r.age_years is not None and r.age_years < 20)
+    for (tier, sex, start), n in on_list.items():
+        assert cells[(tier, sex, f"{start}-{start + 4}")] == (str(n) if n >= 10 else "<10")
     coverage = {a["item"]: int(a["count"]) for a in rows if a["section"] == "coverage"}
     assert coverage["measurement.rows"] == coverage["measurement.in_code_set"] + coverage[
         "measurement.outside_every_set"] + coverage["measurement.concept_id_0"] + coverage[

@@ -962,6 +962,7 @@ WITH params AS (
   SELECT
     p.person_id,
     p.sex,
+    p.age_years,
     COALESCE(l.has_dystrophy, 0) AS has_dystrophy,
     COALESCE(l.has_warning_label, 0) AS has_warning_label,
     l.label_codes,
@@ -1056,6 +1057,7 @@ SELECT
   tier,
   reasons,
   sex,
+  FLOOR(age_years) AS age_years,
   label_codes,
   ROUND(peak_u_per_l, 1) AS peak_ck_u_per_l,
   ROUND(peak_multiple, 2) AS peak_ck_multiple_of_uln,

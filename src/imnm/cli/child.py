@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from imnm.knowledge import Knowledge
 
 from imnm.cli._common import (
     EXIT_BAD_INPUT,
@@ -185,11 +188,24 @@ def schema() -> None:
 def knowledge(
     fmt: Annotated[TextOrJson, typer.Option("--format", "-f", help="text or json.")
                    ] = TextOrJson.text,
+    export_concept_sets: Annotated[Path | None, typer.Option(
+        "--export-concept-sets", help="Write the screen's code sets to this folder as OHDSI "
+        "ATLAS concept-set JSON (one file per set, and index.json).")] = None,
+    vocab: Annotated[str | None, typer.Option(
+        "--vocab", help="With --export-concept-sets: the site's vocabulary (a DuckDB file or "
+        "a folder of CSV/Parquet with CONCEPT), to give each code its concept id.")] = None,
 ) -> None:
-    """List the sources and what each supports, with the status of the facts taken from it."""
+    """List the sources and what each supports, with the status of the facts taken from it;
+    or export the screen's code sets as ATLAS concept sets."""
     from imnm.knowledge import load_knowledge
 
     kb = load_knowledge()
+    if export_concept_sets is not None:
+        _export_concept_sets(kb, export_concept_sets, vocab)
+        return
+    if vocab is not None:
+        typer.echo("imnm knowledge: --vocab goes with --export-concept-sets", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
     uses: dict[str, list[str]] = {s: [] for s in kb.sources}
     statuses: dict[str, set[str]] = {s: set() for s in kb.sources}
     for file, entry, cited in kb.cited_entries():
@@ -213,3 +229,26 @@ def knowledge(
         typer.echo("")
     typer.echo(f"drug product map (results.toml): {len(kb.products)} RxNorm products; "
                f"{kb.results_version}")
+
+
+def _export_concept_sets(kb: Knowledge, directory: Path, vocab: str | None) -> None:
+    from imnm.screen.concept_sets import ConceptSetError, export
+
+    if directory.exists() and not directory.is_dir():
+        typer.echo(f"imnm knowledge: --export-concept-sets: got {str(directory)!r}; expected "
+                   "a folder", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        done = export(kb, directory, vocab)
+    except (ConceptSetError, OSError) as exc:
+        typer.echo(f"imnm knowledge: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    typer.echo(f"{len(done.files)} ATLAS concept sets, {done.items} items -> {directory} "
+               "(index.json lists them)")
+    if done.unresolved:
+        typer.echo(f"{len(done.unresolved)} codes have no concept id"
+                   + (" in the vocabulary given" if vocab else
+                      " (give the site's vocabulary with --vocab)")
+                   + "; ATLAS cannot import those items until they have one: "
+                   + "; ".join(done.unresolved[:5]) + (" ..." if len(done.unresolved) > 5
+                                                         else ""))

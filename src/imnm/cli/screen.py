@@ -83,8 +83,9 @@ def screen(
     out: Annotated[Path | None, typer.Option("--out", help="Worklist file, .csv or .parquet.")
                    ] = None,
     aggregate: Annotated[Path | None, typer.Option(
-        "--aggregate", help="Counts per tier and sex as CSV (under 10 suppressed), with the "
-        "coverage counts.")
+        "--aggregate", help="This site's counts as CSV for a network: children in scope and "
+        "per tier, by sex and age band (1-9 shown as <10), with the coverage counts and the "
+        "versions; combine sites with imnm network merge.")
     ] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Screen date YYYY-MM-DD "
                                               "(default today).")] = None,
@@ -94,7 +95,6 @@ def screen(
 ) -> None:
     """Population case finding: children to test for anti-HMGCR/anti-SRP, dystrophy labels to
     review, IMNM left on corticosteroid alone."""
-    import csv
     import datetime as dt
 
     from rich.console import Console
@@ -155,11 +155,9 @@ def screen(
             typer.echo(f"imnm screen: {exc}", err=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
     if aggregate is not None:
-        with aggregate.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["section", "tier", "sex", "item",
-                                                        "count"])
-            writer.writeheader()
-            writer.writerows(result.aggregate())
+        from imnm.screen.network import SITE_COLUMNS, write_rows
+
+        write_rows(aggregate, result.aggregate(), SITE_COLUMNS)
     out_console = Console(width=None if sys.stdout.isatty() else 150)
     print_screen(result, out_console, show)
     if report is not None:
@@ -169,3 +167,42 @@ def screen(
         out_console.print(f"report: {report}")
     if out is not None:
         out_console.print(f"worklist: {out}")
+
+
+network_app = typer.Typer(help="A network of sites: combine the sites' aggregate files.",
+                          no_args_is_help=True)
+app.add_typer(network_app, name="network")
+
+
+@network_app.command("merge")
+def network_merge(
+    files: Annotated[list[Path], typer.Argument(
+        help="Two or more site files written by imnm screen --aggregate.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="The network table as CSV (default: printed).")] = None,
+) -> None:
+    """Add the sites' counts into one network table. A cell any site suppressed keeps no
+    exact count, only its bounds; files from different imnm or knowledge versions are
+    refused."""
+    from imnm.screen.network import NETWORK_COLUMNS, NetworkError, merge, write_rows
+
+    problem = unwritable(out)
+    if problem:
+        typer.echo(f"imnm network merge: --out: got {str(out)!r}; {problem}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        rows = merge(files)
+    except NetworkError as exc:
+        typer.echo(f"imnm network merge: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    suppressed = sum(1 for r in rows if r["sites_suppressed"] != "0")
+    if out is not None:
+        write_rows(out, rows, NETWORK_COLUMNS)
+        typer.echo(f"{len(files)} sites, {len(rows)} cells ({suppressed} with a suppressed "
+                   f"site: bounds only) -> {out}")
+        return
+    import csv
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(NETWORK_COLUMNS))
+    writer.writeheader()
+    writer.writerows(rows)

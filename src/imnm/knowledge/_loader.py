@@ -123,6 +123,8 @@ class Knowledge:
     results_version: str = ""
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     directory: str = ""
+    digest: str = ""  # of every knowledge file's bytes: two sites with the same digest
+    # screened with the same code sets, thresholds and parameters
     _code_index: dict[tuple[str, str], CodeEntry] = field(default_factory=dict, repr=False)
     _drug_index: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -311,6 +313,18 @@ def _duplicates(file: str, ids: list[str], problems: _Collector) -> None:
         seen.add(item)
 
 
+def _digest(directory: Path) -> str:
+    """A short SHA-256 over the knowledge files, by name, in order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in FILES:
+        path = directory / name
+        h.update(name.encode() + b"\0")
+        h.update(path.read_bytes().replace(b"\r\n", b"\n") if path.is_file() else b"(absent)")
+    return "sha256:" + h.hexdigest()[:16]
+
+
 def load_from(directory: Path) -> Knowledge:
     """Load and cross-check every knowledge file in ``directory``."""
     c = _Collector()
@@ -403,6 +417,7 @@ def load_from(directory: Path) -> Knowledge:
         results_version=str(res.get("version", "")),
         labels=_labels(raw["labels.toml"], c),
         directory=str(directory),
+        digest=_digest(directory),
     )
     _cross_check(knowledge, c)
     if c.problems:

@@ -200,7 +200,7 @@ class Rendered:
     source: Literal["omop", "fhir"]
     setup: tuple[str, ...]  # lookup views and staging views
     query: str  # the worklist query
-    count_query: str  # children in scope
+    count_query: str  # children in scope, by sex and whole years of age
 
     def script(self) -> str:
         """Everything as one readable script (the snapshot files)."""
@@ -217,8 +217,10 @@ def render(knowledge: Knowledge, params: Parameters, engine: Engine,
     if len(query) != 1:
         raise ScreenDefinitionError("screen.sql must hold exactly one query")
     count = transpile(
-        "SELECT COUNT(*) AS n FROM imnm_person AS p CROSS JOIN imnm_params AS params "
+        "SELECT p.sex, FLOOR(DATE_DIFF('day', p.birth_date, params.as_of) / 365.25) AS age, "
+        "COUNT(*) AS n FROM imnm_person AS p CROSS JOIN imnm_params AS params "
         "WHERE p.birth_date IS NULL "
-        "OR DATE_DIFF('day', p.birth_date, params.as_of) / 365.25 <= params.max_age_years",
+        "OR DATE_DIFF('day', p.birth_date, params.as_of) / 365.25 <= params.max_age_years "
+        "GROUP BY p.sex, FLOOR(DATE_DIFF('day', p.birth_date, params.as_of) / 365.25)",
         engine)[0]
     return Rendered(engine, source, tuple(lookups + staging), query[0], count)

@@ -21,12 +21,9 @@ from imnm.knowledge import Knowledge, load_knowledge
 from imnm.screen.bundles import bundles_as_ndjson
 from imnm.screen.definition import Parameters, render
 from imnm.screen.engines import DuckDBEngine, Engine, InputUnusable, SparkEngine
+from imnm.screen.network import SUPPRESS_BELOW as SUPPRESS_BELOW
+from imnm.screen.network import age_band, site_rows
 from imnm.screen.sources import FHIR_RESOURCES, OMOP_TABLES
-
-SUPPRESS_BELOW = 10
-"""Aggregate counts from 1 to SUPPRESS_BELOW - 1 are shown as "<10" (as Cumulus does); 0 is
-shown, as it identifies nobody. A disclosure-control convention, not a clinical number."""
-
 
 TIERS = ("test_for_antibodies", "review_dystrophy_label", "review_treatment", "not_assessable")
 """The tiers, in worklist order: what to do first comes first."""
@@ -105,6 +102,7 @@ class WorklistRow(BaseModel):
     tier: str
     reasons: str
     sex: str | None
+    age_years: int | None  # whole years at the screen date
     diagnosis_codes: str | None
     peak_ck_u_per_l: float | None
     peak_ck_multiple_of_uln: float | None
@@ -126,6 +124,9 @@ class ScreenResult:
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     coverage: list[CoverageLine] = field(default_factory=list)
+    # children in scope by (sex, whole years of age or None)
+    population_by_age: dict[tuple[str, int | None], int] = field(default_factory=dict)
+    knowledge_version: str = ""
 
     def unread(self) -> list[CoverageLine]:
         """The coverage counts of what could not be read or used."""
@@ -143,20 +144,20 @@ class ScreenResult:
         return dict(Counter(r.tier for r in self.rows))
 
     def aggregate(self) -> list[dict[str, str]]:
-        """Children per tier and sex (counts under 10 suppressed), then the coverage counts
-        (records, not children: what was read and what could not be)."""
-        counted = Counter((r.tier, r.sex or "unknown") for r in self.rows)
-        out = []
-        for tier in TIERS:
-            for sex in ("female", "male", "unknown"):
-                n = counted.get((tier, sex), 0)
-                out.append({"section": "worklist", "tier": tier, "sex": sex,
-                            "item": "children",
-                            "count": str(n) if n == 0 or n >= SUPPRESS_BELOW else "<10"})
-        for line in self.coverage:
-            out.append({"section": "coverage", "tier": "", "sex": "",
-                        "item": f"{line.input}.{line.item}", "count": str(line.count)})
-        return out
+        """The site's aggregate rows (imnm.screen.network): children in scope and on the
+        worklist per tier, sex and age band (1 to SUPPRESS_BELOW - 1 shown as "<10"), then
+        the coverage counts (records, not children), each row with the versions."""
+        from imnm import __version__
+
+        population: Counter[tuple[str, str]] = Counter()
+        for (sex, age), n in self.population_by_age.items():
+            population[(sex or "unknown", age_band(age))] += n
+        worklist = Counter((r.tier, r.sex or "unknown", age_band(r.age_years))
+                           for r in self.rows)
+        return site_rows(imnm_version=__version__, knowledge_version=self.knowledge_version,
+                         as_of=self.as_of.isoformat(), population=dict(population),
+                         worklist=dict(worklist), tiers=TIERS,
+                         coverage=[(f"{c.input}.{c.item}", c.count) for c in self.coverage])
 
 
 def worklist_order(row: WorklistRow) -> tuple[int, int, int, str]:
@@ -325,13 +326,16 @@ def run_screen(
                 eng.materialize(view)
         with step("screening"):
             raw = eng.rows(rendered.query)
-            population = int(eng.rows(rendered.count_query)[0]["n"])
+            by_age = {(str(r["sex"] or "unknown"),
+                       None if r["age"] is None else int(r["age"])): int(r["n"])
+                      for r in eng.rows(rendered.count_query)}
         with step("counting what could not be read"):
             coverage = unreadable + _coverage(eng, source)
         if source == "omop":
             notes += _vocabulary_notes(coverage)
         rows = sorted((_row(r) for r in raw), key=worklist_order)
-        return ScreenResult(eng.name, source, when, rows, population, missing, notes, coverage)
+        return ScreenResult(eng.name, source, when, rows, sum(by_age.values()), missing, notes,
+                            coverage, by_age, kb.digest)
     except Exception as exc:
         if not _engine_error(exc):
             raise
@@ -369,6 +373,7 @@ def _row(raw: dict[str, Any]) -> WorklistRow:
     return WorklistRow(
         person_id=str(raw["person_id"]), tier=raw["tier"], reasons=raw["reasons"],
         sex=raw.get("sex"),
+        age_years=None if raw.get("age_years") is None else int(raw["age_years"]),
         diagnosis_codes=";".join(sorted(set(codes.split(";")))) if codes else None,
         peak_ck_u_per_l=None if raw.get("peak_ck_u_per_l") is None
         else round(float(raw["peak_ck_u_per_l"]), 1),

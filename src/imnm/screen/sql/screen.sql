@@ -116,7 +116,7 @@ candidates AS (
     SELECT person_id FROM ck_peak WHERE ck_high = 1
 ),
 facts AS (
-    SELECT p.person_id, p.sex,
+    SELECT p.person_id, p.sex, p.age_years,
            COALESCE(l.has_dystrophy, 0) AS has_dystrophy,
            COALESCE(l.has_warning_label, 0) AS has_warning_label,
            l.label_codes,
@@ -164,7 +164,7 @@ tiers AS (
     WHERE i.drug_missing = 1 AND (f.hmgcr = 2 OR f.srp = 2)
 )
 SELECT
-    person_id, tier, reasons, sex, label_codes,
+    person_id, tier, reasons, sex, FLOOR(age_years) AS age_years, label_codes,
     ROUND(peak_u_per_l, 1) AS peak_ck_u_per_l,
     ROUND(peak_multiple, 2) AS peak_ck_multiple_of_uln,
     CASE hmgcr WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_hmgcr,
