@@ -816,9 +816,15 @@ WITH params AS (
     person_id,
     MAX(CASE WHEN set_name = 'dystrophy' THEN 1 ELSE 0 END) AS has_dystrophy,
     MAX(CASE WHEN set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END) AS has_warning_label,
-    LISTAGG(DISTINCT code, ';') WITHIN GROUP (ORDER BY
-      code NULLS LAST) AS label_codes
-  FROM active_conditions
+    LISTAGG(code, ';') WITHIN GROUP (ORDER BY
+      code) AS label_codes
+  FROM (
+    SELECT DISTINCT
+      person_id,
+      set_name,
+      code
+    FROM active_conditions
+  ) AS distinct_codes
   GROUP BY
     person_id
 ), results AS (

@@ -64,14 +64,16 @@ class EngineName(StrEnum):
 @app.command()
 def screen(
     omop: Annotated[str | None, typer.Option(
-        "--omop", help="OMOP CDM: a DuckDB file, a folder of Parquet/CSV, or spark:<db>.")
+        "--omop", help="OMOP CDM: a DuckDB file, a folder of Parquet/CSV, spark:<db>, or a "
+        "PostgreSQL database URL (postgresql+psycopg://user@host/db: the screen runs inside "
+        "it).")
     ] = None,
     fhir: Annotated[Path | None, typer.Option(
         "--fhir", help="Folder of bulk FHIR NDJSON (or of FHIR Bundles, *.json[.gz]).")
     ] = None,
     cdm_schema: Annotated[str | None, typer.Option(
-        "--cdm-schema", help="Schema of the CDM tables in the DuckDB file (or Spark database); "
-        "default: the schema holding PERSON.")] = None,
+        "--cdm-schema", help="Schema of the CDM tables in the DuckDB file or PostgreSQL "
+        "database (or the Spark database); default: the schema holding PERSON.")] = None,
     vocab: Annotated[str | None, typer.Option(
         "--vocab", help="Vocabulary tables (CONCEPT, CONCEPT_ANCESTOR, CONCEPT_RELATIONSHIP) "
         "elsewhere: a schema of the --omop DuckDB file, a folder, or a DuckDB file.")] = None,
@@ -92,6 +94,13 @@ def screen(
     spark_master: Annotated[str | None, typer.Option(
         "--spark-master", help="Spark master URL (default local[2]).")] = None,
     show: Annotated[int, typer.Option("--show", help="Rows of the worklist to print.")] = 20,
+    emit_sql: Annotated[bool, typer.Option(
+        "--emit-sql", help="Print the complete screen as SQL for --dialect instead of running "
+        "it, for sites that cannot run Python next to their data (tables from --cdm-schema "
+        "and --vocab).")] = False,
+    dialect: Annotated[str, typer.Option(
+        "--dialect", help="With --emit-sql: postgres, spark, databricks, bigquery, snowflake, "
+        "redshift, tsql or duckdb.")] = "postgres",
 ) -> None:
     """Population case finding: children to test for anti-HMGCR/anti-SRP, dystrophy labels to
     review, IMNM left on corticosteroid alone."""
@@ -104,6 +113,9 @@ def screen(
     from imnm.screen.engines import EngineUnavailable, InputUnusable
     from imnm.screen.run import run_screen, write_worklist
 
+    if emit_sql:
+        _emit_sql(dialect, as_of, cdm_schema, vocab, omop or fhir)
+        return
     if (omop is None) == (fhir is None):
         typer.echo("imnm screen: give exactly one of --omop PATH or --fhir DIR", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -117,13 +129,21 @@ def screen(
         if problem:  # said before a long run, not after it
             typer.echo(f"imnm screen: {option}: got {str(target)!r}; {problem}", err=True)
             raise typer.Exit(EXIT_BAD_INPUT)
+    from imnm.screen.engines import is_postgres_url
+
+    in_database = omop is not None and is_postgres_url(omop)
+    if in_database and engine is EngineName.spark:
+        typer.echo("imnm screen: --engine spark: a PostgreSQL --omop URL is screened inside "
+                   "PostgreSQL; leave out --engine", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    label = "postgres" if in_database else engine.value
     console = Console(stderr=True)
     started = time.monotonic()
 
     @contextmanager
-    def step(label: str) -> Iterator[None]:
+    def step(what: str) -> Iterator[None]:
         """A spinner at a terminal; elsewhere (a log, CI) one line per step with the time."""
-        text = f"imnm screen: {label} ({engine.value})"
+        text = f"imnm screen: {what} ({label})"
         if console.is_terminal:
             with console.status(f"[bold]{text}[/]"):
                 yield
@@ -167,6 +187,37 @@ def screen(
         out_console.print(f"report: {report}")
     if out is not None:
         out_console.print(f"worklist: {out}")
+
+
+def _emit_sql(dialect: str, as_of: str | None, cdm_schema: str | None, vocab: str | None,
+              given: object) -> None:
+    import datetime as dt
+
+    from imnm.knowledge import load_knowledge
+    from imnm.screen.definition import Parameters, ScreenDefinitionError, emit
+
+    if given is not None:
+        typer.echo("imnm screen: --emit-sql prints the SQL and reads no data; leave out "
+                   "--omop and --fhir", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        when = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+    except ValueError:
+        typer.echo(f"imnm screen: --as-of: got {as_of!r}; expected a date YYYY-MM-DD", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    for option, name in (("--cdm-schema", cdm_schema), ("--vocab", vocab)):
+        if name is not None and not name.replace("_", "").replace(".", "").isalnum():
+            typer.echo(f"imnm screen: {option}: got {name!r}; expected a schema name "
+                       "(letters, digits, _ and .)", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+    kb = load_knowledge()
+    try:
+        sql = emit(kb, Parameters.from_knowledge(kb, when), dialect.lower(),
+                   cdm_schema=cdm_schema, vocab_schema=vocab)
+    except ScreenDefinitionError as exc:
+        typer.echo(f"imnm screen: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    sys.stdout.write(sql)
 
 
 network_app = typer.Typer(help="A network of sites: combine the sites' aggregate files.",

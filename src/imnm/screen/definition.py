@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Literal
 
 import sqlglot
+from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from imnm import quantities
@@ -19,8 +20,16 @@ from imnm.codes import URIS, CodeSystem
 from imnm.knowledge import Knowledge
 from imnm.rules.treatment import CORTICOSTEROIDS
 
-Engine = Literal["duckdb", "spark"]
-DIALECTS: dict[Engine, str] = {"duckdb": "duckdb", "spark": "spark"}
+Engine = Literal["duckdb", "spark", "postgres"]
+DIALECTS: dict[Engine, str] = {"duckdb": "duckdb", "spark": "spark", "postgres": "postgres"}
+# The dialects `imnm screen --emit-sql` writes, for sites that cannot run Python beside their
+# data. Each is checked by SQLGlot's parser for that dialect in the tests; DuckDB, Spark and
+# PostgreSQL are also executed there.
+EMIT_DIALECTS = ("postgres", "spark", "databricks", "bigquery", "snowflake", "redshift",
+                 "tsql", "duckdb")
+# Dialects without temporary views: the emitted script makes temporary tables instead.
+TEMP_TABLE_DIALECTS = ("bigquery", "redshift", "tsql")
+CDM_TABLES = ("person", "condition_occurrence", "measurement", "drug_exposure")
 OMOP_VOCABULARIES = {"ICD10CM": CodeSystem.icd10cm, "SNOMED": CodeSystem.snomedct,
                      "LOINC": CodeSystem.loinc, "RxNorm": CodeSystem.rxnorm}
 # CK units as sites spell them (matched case-insensitively after trimming), shared with the
@@ -33,6 +42,15 @@ HIERARCHY_RELATIONSHIPS = ("Maps to", "Consists of", "RxNorm has ing", "Is a", "
 LABEL_AND_TEST_SETS = ("dystrophy", "unexplained_myopathy", "myositis", "ck", "antibody_test",
                        "genetic_test")
 NO_UPPER_AGE = 200.0  # stands for "no upper bound" in the bands view (ages are <= 25 here)
+
+
+VOCABULARY = ("concept", "concept_ancestor", "concept_relationship")
+POPULATION_QUERY = (
+    "SELECT p.sex, FLOOR(DATE_DIFF('day', p.birth_date, params.as_of) / 365.25) AS age, "
+    "COUNT(*) AS n FROM imnm_person AS p CROSS JOIN imnm_params AS params "
+    "WHERE p.birth_date IS NULL "
+    "OR DATE_DIFF('day', p.birth_date, params.as_of) / 365.25 <= params.max_age_years "
+    "GROUP BY p.sex, FLOOR(DATE_DIFF('day', p.birth_date, params.as_of) / 365.25);\n")
 
 
 class ScreenDefinitionError(ValueError):
@@ -148,15 +166,6 @@ def _template(name: str) -> str:
     return (resources.files("imnm.screen") / "sql" / name).read_text(encoding="utf-8")
 
 
-def statements(sql: str) -> list[str]:
-    """Split a script into statements (SQLGlot's parser, so comments and strings are safe)."""
-    try:
-        parsed = sqlglot.parse(sql, read="duckdb")
-    except SqlglotError as exc:
-        raise ScreenDefinitionError(f"screen SQL does not parse: {exc}") from exc
-    return [p.sql(dialect="duckdb") for p in parsed if p is not None]
-
-
 def split(sql: str) -> list[str]:
     """Split imnm's own SQL (``sql/*.sql`` and the lookup views) into statements without
     parsing it: a statement ends with ';' at the end of a line that is not a comment, and no
@@ -175,6 +184,95 @@ def split(sql: str) -> list[str]:
     return out
 
 
+def parse(sql: str) -> list[exp.Expr]:
+    """imnm's SQL (DuckDB dialect) as SQLGlot trees, one per statement. A statement SQLGlot
+    cannot parse fully (it would fall back to passing the text through unchanged) is an
+    error, so no engine or dialect is ever handed DuckDB text it was not written for."""
+    trees: list[exp.Expr] = []
+    for index, piece in enumerate(split(sql)):
+        try:
+            tree = sqlglot.parse_one(piece, read="duckdb", error_level=ErrorLevel.RAISE)
+        except SqlglotError as exc:
+            raise ScreenDefinitionError(f"statement {index + 1} does not parse: {exc}") from exc
+        if isinstance(tree, exp.Command):
+            raise ScreenDefinitionError(f"statement {index + 1} does not parse fully: "
+                                        f"{piece[:80]!r}")
+        trees.append(tree)
+    return trees
+
+
+def _write(tree: exp.Expr, dialect: str, *, temp_tables: bool = False,
+           schemas: dict[str, str] | None = None) -> str:
+    """One statement in ``dialect``. ``temp_tables`` turns each CREATE TEMPORARY VIEW into a
+    temporary table (dialects without temporary views); ``schemas`` qualifies the CDM and
+    vocabulary tables with the site's schemas."""
+    tree = tree.copy()
+    if schemas:
+        for table in tree.find_all(exp.Table):
+            schema = schemas.get(table.name.lower())
+            if schema and not table.args.get("db"):
+                table.set("db", exp.to_identifier(schema))
+    if dialect == "postgres":  # SQLGlot writes DATE_FROM_PARTS, which PostgreSQL lacks,
+        for made in list(tree.find_all(exp.DateFromParts)):
+            made.replace(exp.Anonymous(this="MAKE_DATE", expressions=[
+                made.args["year"], made.args["month"], made.args["day"]]))
+        for rounded in list(tree.find_all(exp.Round)):  # and ROUND(x, n) needs a NUMERIC x
+            if rounded.args.get("decimals") is not None:
+                rounded.set("this", exp.cast(rounded.this, "DECIMAL"))
+    if temp_tables and isinstance(tree, exp.Create) and str(tree.args.get("kind")) == "VIEW":
+        tree.set("kind", "TABLE")
+        tree.set("replace", False)
+        if dialect == "tsql":  # a temporary table is #name; SQLGlot renames the one created
+            target = tree.find(exp.Table)
+            for table in tree.find_all(exp.Table):
+                if table is not target and table.name.startswith("imnm_") \
+                        and not table.args.get("db"):
+                    table.set("this", exp.to_identifier("#" + table.name))
+    try:
+        return tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE, pretty=True)
+    except SqlglotError as exc:
+        raise ScreenDefinitionError(f"cannot be written for {dialect}: {exc}") from exc
+
+
+def emit(knowledge: Knowledge, params: Parameters, dialect: str, *,
+         cdm_schema: str | None = None, vocab_schema: str | None = None) -> str:
+    """The complete screen as one SQL script in ``dialect``, for a site to run itself: the
+    lookup views, the staging, then three queries (the worklist, the children in scope by
+    sex and age, the coverage counts). Reads the CDM tables from ``cdm_schema`` and the
+    vocabulary from ``vocab_schema`` (default: the CDM's), and assumes every table is
+    there; ``imnm screen --omop`` is the route that checks what is missing."""
+    from imnm import __version__
+
+    if dialect not in EMIT_DIALECTS:
+        raise ScreenDefinitionError(f"--dialect: got {dialect!r}; expected one of "
+                                    f"{', '.join(EMIT_DIALECTS)}")
+    schemas = {t: cdm_schema for t in CDM_TABLES if cdm_schema}
+    vocab = vocab_schema or cdm_schema
+    schemas |= {t: vocab for t in VOCABULARY if vocab}
+    setup = parse(lookup_views(knowledge, params) + "\n" + "\n".join(
+        _template(name) for name in ("stage_omop.sql", "coverage_results.sql",
+                                     "coverage_omop.sql")))
+    queries = (("the worklist: one row per child and tier", _template("screen.sql")),
+               ("children in scope, by sex and whole years of age", POPULATION_QUERY),
+               ("coverage: what was read, used and could not be read",
+                "SELECT input, item, n FROM imnm_coverage ORDER BY input, item"))
+    temp = dialect in TEMP_TABLE_DIALECTS
+    out = [f"-- imnm {__version__} screen (knowledge {knowledge.digest}), written for "
+           f"{dialect} by imnm screen --emit-sql",
+           f"-- Screen date {params.as_of.isoformat()}; CDM schema "
+           f"{cdm_schema or '(unqualified)'}, vocabulary schema {vocab or '(unqualified)'}.",
+           "-- Creates temporary " + ("tables" if temp else "views") + " named imnm_*, then "
+           "runs the three queries at the end. Every CDM and vocabulary table is assumed to "
+           "be present (imnm screen --omop checks that and says what is missing).", ""]
+    for tree in setup:
+        out.append(_write(tree, dialect, temp_tables=temp, schemas=schemas) + ";\n")
+    for index, (label, sql) in enumerate(queries, start=1):
+        out.append(f"-- query {index}: {label}")
+        out += [_write(tree, dialect, temp_tables=temp, schemas=schemas) + ";\n"
+                for tree in parse(sql)]
+    return "\n".join(out)
+
+
 def transpile(sql: str, engine: Engine) -> list[str]:
     """The statements of ``sql`` (DuckDB dialect) for ``engine``; a construct the target
     cannot express raises :class:`ScreenDefinitionError` naming the statement. DuckDB gets
@@ -182,13 +280,11 @@ def transpile(sql: str, engine: Engine) -> list[str]:
     if engine == "duckdb":
         return split(sql)
     out = []
-    for index, statement in enumerate(statements(sql)):
+    for index, tree in enumerate(parse(sql)):
         try:
-            out += sqlglot.transpile(statement, read="duckdb", write=DIALECTS[engine],
-                                     unsupported_level=ErrorLevel.RAISE, pretty=True)
-        except SqlglotError as exc:
-            raise ScreenDefinitionError(
-                f"statement {index + 1} cannot be written for {engine}: {exc}") from exc
+            out.append(_write(tree, DIALECTS[engine]))
+        except ScreenDefinitionError as exc:
+            raise ScreenDefinitionError(f"statement {index + 1} {exc}") from exc
     return out
 
 
@@ -216,11 +312,5 @@ def render(knowledge: Knowledge, params: Parameters, engine: Engine,
     query = transpile(_template("screen.sql"), engine)
     if len(query) != 1:
         raise ScreenDefinitionError("screen.sql must hold exactly one query")
-    count = transpile(
-        "SELECT p.sex, FLOOR(DATE_DIFF('day', p.birth_date, params.as_of) / 365.25) AS age, "
-        "COUNT(*) AS n FROM imnm_person AS p CROSS JOIN imnm_params AS params "
-        "WHERE p.birth_date IS NULL "
-        "OR DATE_DIFF('day', p.birth_date, params.as_of) / 365.25 <= params.max_age_years "
-        "GROUP BY p.sex, FLOOR(DATE_DIFF('day', p.birth_date, params.as_of) / 365.25)",
-        engine)[0]
+    count = transpile(POPULATION_QUERY, engine)[0]
     return Rendered(engine, source, tuple(lookups + staging), query[0], count)

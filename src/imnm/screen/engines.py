@@ -463,3 +463,179 @@ class SparkEngine:
     def close(self) -> None:
         if self._owned:
             self.spark.stop()
+
+
+_PG_TYPES = {"BIGINT": "BIGINT", "INTEGER": "INTEGER", "INT": "INTEGER",
+             "DOUBLE": "DOUBLE PRECISION", "VARCHAR": "TEXT", "DATE": "DATE"}
+# Casts that give NULL on failure, as TRY_CAST does in DuckDB: PostgreSQL 15 has no such
+# cast, so each is a function in the session's own pg_temp schema (nothing is created in the
+# site's schemas; a read-only role with TEMP privilege is enough).
+_PG_TRY_FUNCTIONS = tuple(
+    f"CREATE OR REPLACE FUNCTION pg_temp.imnm_try_{name}(t TEXT) RETURNS {kind} AS $$ "
+    f"BEGIN RETURN {expr}; EXCEPTION WHEN others THEN RETURN NULL; END $$ "
+    "LANGUAGE plpgsql IMMUTABLE"
+    for name, kind, expr in (
+        ("bigint", "BIGINT", "t::BIGINT"), ("integer", "INTEGER", "t::INTEGER"),
+        ("double", "DOUBLE PRECISION", "t::DOUBLE PRECISION"),
+        ("date", "DATE", "CASE WHEN t ~ '^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$' THEN t::DATE END"),
+        ("compact_date", "DATE",
+         "CASE WHEN t ~ '^[0-9]{8}$' THEN TO_DATE(t, 'YYYYMMDD') END")))
+_PG_CASTS = _Casts(
+    quote=lambda c: _ident(c), text_type="TEXT", nulls=_null_list(),
+    compatible={"BIGINT": ("BIGINT", "INTEGER", "SMALLINT", "NUMERIC"),
+                "INTEGER": ("INTEGER", "BIGINT", "SMALLINT", "NUMERIC"),
+                "DOUBLE": ("DOUBLE PRECISION", "REAL", "NUMERIC", "INTEGER", "BIGINT"),
+                "DATE": ("DATE", "TIMESTAMP"), "VARCHAR": ("TEXT", "CHARACTER")},
+    day=lambda t: f"SPLIT_PART(REPLACE({t}, 'T', ' '), ' ', 1)",
+    date=lambda d: f"COALESCE(pg_temp.imnm_try_date({d}), pg_temp.imnm_try_compact_date({d}))",
+    cast=lambda t, kind: "pg_temp.imnm_try_" + {"BIGINT": "bigint", "INTEGER": "integer",
+                                                "INT": "integer", "DOUBLE": "double"}[kind]
+    + f"(CAST({t} AS TEXT))")
+
+
+def is_postgres_url(location: str) -> bool:
+    """Whether --omop names a PostgreSQL database rather than a file or folder."""
+    return location.startswith(("postgresql://", "postgresql+psycopg://", "postgres://"))
+
+
+class PostgresEngine:
+    """The site's own PostgreSQL: the screen runs inside it, in temporary views and tables of
+    one session; no row leaves the database but the worklist and the counts."""
+
+    name = "postgres"
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - psycopg is a core dependency
+            raise EngineUnavailable("psycopg is not installed: pip install psycopg") from exc
+        conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        try:
+            self.con = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise InputUnusable("--omop: cannot connect to the PostgreSQL database "
+                                f"({type(exc).__name__}; check host, port, database and "
+                                "credentials)") from None
+        self._views: dict[str, str] = {}
+        self._functions = False
+
+    def execute(self, sql: str) -> None:
+        with self.con.cursor() as cur:
+            cur.execute(sql.encode())
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        with self.con.cursor() as cur:
+            cur.execute(sql.encode())
+            names = [d.name for d in cur.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def _types(self, view: str) -> dict[str, str]:
+        found = self.rows(
+            "SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS kind "  # noqa: S608
+            f"FROM pg_attribute AS a WHERE a.attrelid = {_string(_ident(view))}::regclass "
+            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum")
+        return {str(r["name"]).lower(): str(r["kind"]).upper() for r in found}
+
+    def columns(self, view: str) -> set[str]:
+        return set(self._types(view))
+
+    def _define(self, view: str, select: str) -> None:
+        self._views[view] = select
+        self.execute(f"DROP VIEW IF EXISTS {_ident(view)}")
+        self.execute(f"CREATE TEMP VIEW {_ident(view)} AS {select}")
+
+    def _schema_tables(self, schema: str | None, what: str, option: str
+                       ) -> tuple[str, list[str]]:
+        found = self.rows(
+            "SELECT table_schema AS s, table_name AS t FROM information_schema.tables "
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
+            "AND table_schema NOT LIKE 'pg_temp%'")
+        by_schema: dict[str, list[str]] = {}
+        for row in found:
+            by_schema.setdefault(str(row["s"]), []).append(str(row["t"]))
+        if schema is None:
+            holding = sorted(s for s, tables in by_schema.items()
+                             if what in {t.lower() for t in tables})
+            if len(holding) != 1:
+                raise InputUnusable(
+                    f"{option}: name the schema of table {what.upper()}; the database has it "
+                    f"in {', '.join(holding) or 'no schema'}")
+            schema = holding[0]
+        if schema not in by_schema:
+            raise InputUnusable(f"{option}: got schema {schema!r}; the database has "
+                                f"{', '.join(sorted(by_schema)) or 'no schema with tables'}")
+        return schema, by_schema[schema]
+
+    def _register_schema(self, schema: str | None, what: str, option: str,
+                         only: tuple[str, ...]) -> dict[str, str]:
+        schema, tables = self._schema_tables(schema, what, option)
+        found = {}
+        for table in tables:
+            if table.lower() not in only:
+                continue
+            relation = f"{_ident(schema)}.{_ident(table)}"
+            cols = self.rows(
+                "SELECT column_name AS c FROM information_schema.columns "  # noqa: S608
+                f"WHERE table_schema = {_string(schema)} AND table_name = {_string(table)} "
+                "ORDER BY ordinal_position")
+            select = ", ".join(f"{_ident(str(r['c']))} AS {_ident(str(r['c']).lower())}"
+                               for r in cols)
+            self._define(table.lower(), f"SELECT {select} FROM {relation}")  # noqa: S608
+            found[table.lower()] = f"{schema}.{table}"
+        return found
+
+    def register_omop(self, location: str, schema: str | None = None,
+                      vocab: str | None = None) -> dict[str, str]:
+        from imnm.screen.sources import OMOP_TABLES
+
+        cdm = tuple(t.name for t in OMOP_TABLES if not t.vocabulary)
+        vocabulary = tuple(t.name for t in OMOP_TABLES if t.vocabulary)
+        if vocab is None:
+            return self._register_schema(schema, "person", "--cdm-schema", cdm + vocabulary)
+        found = self._register_schema(schema, "person", "--cdm-schema", cdm)
+        return found | self._register_schema(vocab, "concept", "--vocab", vocabulary)
+
+    def materialize(self, view: str) -> None:
+        """Compute a (small, filtered) staging view once into a temporary table, with
+        statistics, so the planner sizes later joins by what is really there."""
+        table = f"{view}__computed"
+        self.execute(f"DROP TABLE IF EXISTS {_ident(table)}")
+        self.execute(f"CREATE TEMP TABLE {_ident(table)} AS "  # noqa: S608
+                     f"SELECT * FROM {_ident(view)}")
+        self.execute(f"ANALYZE {_ident(table)}")
+        self.execute(f"CREATE OR REPLACE TEMP VIEW {_ident(view)} AS "  # noqa: S608
+                     f"SELECT * FROM {_ident(table)}")
+
+    def conform(self, need: TableNeed) -> dict[str, int]:
+        """As DuckDBEngine.conform, in PostgreSQL (the failing casts give NULL through
+        functions in pg_temp)."""
+        if not self._functions:
+            for statement in _PG_TRY_FUNCTIONS:
+                self.execute(statement)
+            self._functions = True
+        types = self._types(need.name)
+        wanted = dict(need.columns)
+        exprs, checks = _conform_plan(types, wanted, _PG_CASTS)
+        if not checks:
+            return {}
+        relation = f"({self._views[need.name]}) AS src"
+        counted = ", ".join(f"COUNT(*) FILTER (WHERE ({text}) IS NOT NULL AND ({typed}) IS NULL)"
+                            f" AS {_ident(column)}" for column, text, typed in checks)
+        bad = self.rows(f"SELECT {counted} FROM {relation}")[0]  # noqa: S608
+        self._define(need.name, f"SELECT {', '.join(exprs)} FROM {relation}")  # noqa: S608
+        return {column: int(n) for column, n in bad.items() if n}
+
+    def register_fhir(self, directory: Path, needs: tuple[FhirNeed, ...]) -> set[str]:
+        raise InputUnusable("--fhir with PostgreSQL: the screen reads FHIR NDJSON files with "
+                            "DuckDB or Spark; PostgreSQL is for an OMOP CDM (--omop URL)")
+
+    def empty_table(self, need: TableNeed) -> None:
+        select = ", ".join(f"CAST(NULL AS {_PG_TYPES[t]}) AS {c}" for c, t in need.columns)
+        self._define(need.name, f"SELECT {select} WHERE FALSE")
+
+    def add_null_columns(self, need: TableNeed, missing: list[tuple[str, str]]) -> None:
+        extra = ", ".join(f"CAST(NULL AS {_PG_TYPES[t]}) AS {c}" for c, t in missing)
+        self._define(need.name, f"SELECT *, {extra} FROM ({self._views[need.name]}) AS src")  # noqa: S608
+
+    def close(self) -> None:
+        self.con.close()

@@ -20,7 +20,14 @@ from pydantic import BaseModel, ConfigDict
 from imnm.knowledge import Knowledge, load_knowledge
 from imnm.screen.bundles import bundles_as_ndjson
 from imnm.screen.definition import Parameters, render
-from imnm.screen.engines import DuckDBEngine, Engine, InputUnusable, SparkEngine
+from imnm.screen.engines import (
+    DuckDBEngine,
+    Engine,
+    InputUnusable,
+    PostgresEngine,
+    SparkEngine,
+    is_postgres_url,
+)
 from imnm.screen.network import SUPPRESS_BELOW as SUPPRESS_BELOW
 from imnm.screen.network import age_band, site_rows
 from imnm.screen.sources import FHIR_RESOURCES, OMOP_TABLES
@@ -255,11 +262,16 @@ def _inputs_view(missing: list[str]) -> str:
             f"{gone(('drug_exposure', 'MedicationRequest'))} AS drug_missing")
 
 
-def make_engine(name: Literal["duckdb", "spark"], *, spark_master: str | None = None,
-                session: Any = None) -> Engine:
-    """An engine by name."""
+def make_engine(name: Literal["duckdb", "spark", "postgres"], *,
+                spark_master: str | None = None, session: Any = None,
+                url: str | None = None) -> Engine:
+    """An engine by name (PostgreSQL needs the database's URL)."""
     if name == "spark":
         return SparkEngine(session=session, master=spark_master)
+    if name == "postgres":
+        if url is None:
+            raise InputUnusable("PostgreSQL: give the database as --omop postgresql://...")
+        return PostgresEngine(url)
     return DuckDBEngine()
 
 
@@ -268,7 +280,7 @@ def run_screen(
     location: str,
     *,
     engine: Engine | None = None,
-    engine_name: Literal["duckdb", "spark"] = "duckdb",
+    engine_name: Literal["duckdb", "spark", "postgres"] = "duckdb",
     as_of: dt.date | None = None,
     knowledge: Knowledge | None = None,
     parameters: dict[str, float] | None = None,
@@ -283,7 +295,9 @@ def run_screen(
     when = as_of or dt.date.today()
     params = Parameters.from_knowledge(kb, when, parameters)
     own = engine is None
-    eng = engine or make_engine(engine_name)
+    if engine is None and source == "omop" and is_postgres_url(location):
+        engine_name = "postgres"  # the screen runs inside the site's database
+    eng = engine or make_engine(engine_name, url=location)
     step = progress or (lambda _label: nullcontext())
     stack = ExitStack()
     try:
@@ -339,16 +353,30 @@ def run_screen(
     except Exception as exc:
         if not _engine_error(exc):
             raise
-        raise InputUnusable(f"{location}: {_engine_message(exc)}") from None
+        raise InputUnusable(f"{_shown(location)}: {_engine_message(exc)}") from None
     finally:
         stack.close()
         if own:
             eng.close()
 
 
+def _shown(location: str) -> str:
+    """The input as messages may name it: a database URL without its password."""
+    if not is_postgres_url(location):
+        return location
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(location)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    user = f"{parts.username}@" if parts.username else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
 def _engine_error(exc: BaseException) -> bool:
     """An error the engine raised about the data it was given (DuckDB, Spark, Py4J)."""
-    return type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb", "pyspark", "py4j")
+    return type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb", "pyspark", "py4j",
+                                                  "psycopg")
 
 
 def _engine_message(exc: BaseException) -> str:

@@ -35,8 +35,8 @@ label_flags AS (
            MAX(CASE WHEN set_name = 'dystrophy' THEN 1 ELSE 0 END) AS has_dystrophy,
            MAX(CASE WHEN set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END)
                AS has_warning_label,
-           STRING_AGG(DISTINCT code, ';' ORDER BY code) AS label_codes
-    FROM active_conditions
+           STRING_AGG(code, ';' ORDER BY code NULLS FIRST) AS label_codes
+    FROM (SELECT DISTINCT person_id, set_name, code FROM active_conditions) AS distinct_codes
     GROUP BY person_id
 ),
 results AS (
