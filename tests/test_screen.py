@@ -286,7 +286,8 @@ def test_the_worklist_puts_what_to_do_first_first_and_ids_in_numeric_order() -> 
     from imnm.screen.run import WorklistRow, worklist_order
 
     def row(pid: str, tier: str) -> WorklistRow:
-        return WorklistRow(person_id=pid, tier=tier, reasons="", sex=None, diagnosis_codes=None,
+        return WorklistRow(person_id=pid, tier=tier, reasons="", sex=None, age_years=None,
+                           diagnosis_codes=None,
                            peak_ck_u_per_l=None, peak_ck_multiple_of_uln=None,
                            anti_hmgcr="unknown", anti_srp="unknown",
                            days_on_corticosteroid_alone=None,
