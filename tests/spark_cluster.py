@@ -54,7 +54,7 @@ def standalone_cluster(work: Path) -> Iterator[str]:
 
     def start(name: str, *args: str) -> None:
         with (logs / f"{name}.log").open("wb") as log:
-            processes.append(subprocess.Popen(  # noqa: S603 - the package's own launcher
+            processes.append(subprocess.Popen(
                 [launcher, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True))
 
@@ -70,7 +70,7 @@ def standalone_cluster(work: Path) -> Iterator[str]:
         alive = 0
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/",  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/",
                                             timeout=2) as response:
                     alive = int(json.load(response).get("aliveworkers", 0))
             except OSError:
