@@ -298,21 +298,3 @@ def test_the_worklist_puts_what_to_do_first_first_and_ids_in_numeric_order() -> 
     ordered = [(r.tier, r.person_id) for r in sorted(rows, key=worklist_order)]
     assert ordered == [("test_for_antibodies", "99"), ("test_for_antibodies", "abc"),
                        ("review_dystrophy_label", "1271"), ("review_dystrophy_label", "10277")]
-
-
-def test_the_spark_screen_says_its_progress_and_not_sparks_log(population: dict[str, Path]
-                                                               ) -> None:
-    # Issue 13: the Spark screen printed Spark's log lines and no progress for 90 s.
-    run = subprocess.run(
-        [sys.executable, "-m", "imnm.cli", "screen", "--omop", str(population["parquet"]),
-         "--as-of", "2025-06-30", "--engine", "spark"],
-        capture_output=True, text=True, check=False, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    lines = run.stderr.splitlines()
-    progress = [line for line in lines if line.startswith("imnm screen: ")]
-    assert [p.split(" (")[0] for p in progress] == [
-        "imnm screen: starting Spark", "imnm screen: reading the input", "imnm screen: staging",
-        "imnm screen: screening", "imnm screen: counting what could not be read"]
-    others = [line for line in lines if line not in progress]
-    assert len(others) <= 4, others  # the JVM's own start-up lines, no Spark log
-    assert not any(" WARN " in line or " INFO " in line for line in others), others

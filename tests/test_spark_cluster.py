@@ -37,8 +37,17 @@ def test_the_screen_on_a_standalone_cluster_equals_duckdb_row_for_row(
          "--out", str(out), "--show", "0"],
         capture_output=True, text=True, check=False, env=cluster_environment())
     assert run.returncode == 0, run.stderr[-3000:]
-    for step in ("starting Spark", "reading the input", "staging", "screening"):
-        assert f"imnm screen: {step} (spark)" in run.stderr  # progress, step by step
+    # Issue 13: the Spark screen printed Spark's log lines and no progress for 90 s. Now it
+    # says its steps, and nothing of Spark's log but the JVM's own start-up lines.
+    lines = run.stderr.splitlines()
+    progress = [line for line in lines if line.startswith("imnm screen: ")]
+    assert [p.split(" (")[0] for p in progress] == [
+        "imnm screen: starting Spark", "imnm screen: reading the input", "imnm screen: staging",
+        "imnm screen: screening", "imnm screen: counting what could not be read"]
+    assert all(p.split(" (")[1].startswith("spark)") for p in progress)
+    others = [line for line in lines if line not in progress]
+    assert len(others) <= 4, others
+    assert not any(" WARN " in line or " INFO " in line for line in others), others
     on_duckdb = run_screen("omop", str(parquet), as_of=synth.AS_OF)
     expected = write_worklist(on_duckdb, tmp_path / "duckdb.csv")
     assert out.read_text(encoding="utf-8") == expected.read_text(encoding="utf-8")
