@@ -76,7 +76,8 @@ def screen(
         "database (or the Spark database); default: the schema holding PERSON.")] = None,
     vocab: Annotated[str | None, typer.Option(
         "--vocab", help="Vocabulary tables (CONCEPT, CONCEPT_ANCESTOR, CONCEPT_RELATIONSHIP) "
-        "elsewhere: a schema of the --omop DuckDB file, a folder, or a DuckDB file.")] = None,
+        "elsewhere: a schema of the --omop DuckDB file or PostgreSQL database, a folder, or a "
+        "DuckDB file.")] = None,
     report: Annotated[Path | None, typer.Option(
         "--report", help="JSON report: tiers, missing inputs, notes and the coverage counts.")
     ] = None,
