@@ -170,3 +170,16 @@ def test_the_evidence_store_refuses_files_and_planted_ids(tmp_path: Path) -> Non
     assert not list(tmp_path.glob("escaped*"))
     refused(imnm("evidence", "add-case", case, "--literature", "doi_10_1016_j_nmd_2025_105484",
                  "--store", str(store)), "planted.json")
+
+
+def test_a_spark_failure_says_the_java_error_not_only_the_py4j_call() -> None:
+    """A Py4J error's first line names only the call (seen on a 1M-children Spark run); the
+    message shows the Java error under it, with quoted values blanked."""
+    from imnm.screen.run import _engine_message
+
+    text = ("An error occurred while calling o220.collectToPython.\n"
+            ": org.apache.spark.SparkException: Job aborted due to stage failure: Task 3 "
+            "failed: value 'Jane Doe' could not be cast\n\tat org.apache.spark.Foo(Foo.java:1)")
+    message = _engine_message(RuntimeError(text))
+    assert message.startswith("org.apache.spark.SparkException: Job aborted")
+    assert "Jane Doe" not in message

@@ -383,7 +383,11 @@ def _engine_message(exc: BaseException) -> str:
     """The engine's message in one line, with quoted values that are not file paths blanked
     (a value that failed to convert may be patient data)."""
     text = str(exc).strip()
-    line = next((part.strip() for part in text.splitlines() if part.strip()), type(exc).__name__)
+    lines = [part.strip() for part in text.splitlines() if part.strip()]
+    line = lines[0] if lines else type(exc).__name__
+    if line.startswith("An error occurred while calling"):  # Py4J: the Java error follows
+        line = next((p.removeprefix(": ") for p in lines[1:]
+                     if "Exception" in p or "Error" in p), line)
     if "Exception" in line and "Caused by" in text:  # Spark: the cause says more
         line = next(p.strip() for p in text.splitlines() if "Caused by" in p)
 
