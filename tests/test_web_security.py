@@ -217,3 +217,25 @@ def test_pseudonyms_are_stable_across_restarts(registry: Registry) -> None:
     again = Registry(registry.url)
     assert again.pseudonym("abc") == registry.pseudonym("abc")
     again.close()
+
+
+def test_a_treatment_row_without_a_drug_is_refused_not_dropped(doctor: TestClient,
+                                                               registry: Registry) -> None:
+    """Noticed in issue 13's review: on the new-child form, a treatment row with a dose and a
+    start date but no drug was ignored without a word."""
+    form = {"id": "no-drug", "sex": "female", "birth_date": "2012-03-01",
+            "t1_dose_value": "20", "t1_dose_unit": "mg", "t1_start": "2024-01-10",
+            "csrf": csrf_of(doctor)}
+    answer = doctor.post("/patients/new", data=form)
+    assert answer.status_code == 422
+    problems = answer.text[answer.text.find("Please correct"):][:600]
+    assert "t1_drug" in problems and "dose, start date filled in" in problems, problems
+    assert registry.record_ids() == []
+    assert doctor.post("/patients/new", data=form | {"t1_drug": "prednisolone"}
+                       ).status_code == 303
+    record = registry.record_ids()[0]
+    refused = doctor.post(f"/patients/{record}/treatments", data={
+        "t_dose_value": "15", "csrf": csrf_of(doctor)})
+    assert refused.status_code == 422 and "t_drug" in refused.text
+    empty = doctor.post(f"/patients/{record}/treatments", data={"csrf": csrf_of(doctor)})
+    assert empty.status_code == 422 and "choose a drug" in empty.text

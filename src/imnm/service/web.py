@@ -191,11 +191,19 @@ def form_to_patient(form: dict[str, str]) -> dict[str, Any]:
 
 
 def form_to_treatment(form: dict[str, str], prefix: str) -> dict[str, Any] | None:
-    """One treatment from fields named ``prefix`` + drug, dose_value, ... (None if no drug)."""
+    """One treatment from fields named ``prefix`` + drug, dose_value, ... (None for a row
+    left empty). A row with a dose, dates or a route but no drug is refused, never dropped."""
     def text(name: str) -> str:
         return form.get(prefix + name, "").strip()
 
     if not text("drug"):
+        labels = {"dose_value": "dose", "start": "start date", "end": "end date",
+                  "name": "product name", "route": "route", "frequency": "frequency"}
+        filled = [label for n, label in labels.items() if text(n)]
+        if filled:
+            raise InputError([Problem(f"{prefix}drug", "(none)",
+                                      f"a drug chosen: this treatment row has "
+                                      f"{', '.join(filled)} filled in")])
         return None
     treatment: dict[str, Any] = {"drug": text("drug")}
     for name in ("name", "route", "frequency", "start", "end"):
