@@ -87,8 +87,10 @@ DIALECTS = (
     Dialect("yyyymmdd", date=lambda d: d.strftime("%Y%m%d")),
     Dialect("r_na", null="NA"),
     Dialect("unpadded", date=lambda d: f"{d.year}-{d.month}-{d.day}"),
-    # All of the above at once (tab, NA, unpadded dates): one Spark run covers them.
-    Dialect("messy", delimiter="\t", null="NA", date=lambda d: f"{d.year}-{d.month}-{d.day}",
+    # All of the above at once (tab, NA, unpadded dates and YYYYMMDD mixed in one column):
+    # one Spark run covers them.
+    Dialect("messy", delimiter="\t", null="NA",
+            date=lambda d: f"{d.year}-{d.month}-{d.day}" if d.day % 2 else d.strftime("%Y%m%d"),
             suffix=".tsv"),
 )
 

@@ -34,7 +34,7 @@ def test_the_screen_on_a_standalone_cluster_equals_duckdb_row_for_row(
     run = subprocess.run(
         [sys.executable, "-m", "imnm.cli", "screen", "--omop", str(parquet), "--engine",
          "spark", "--spark-master", cluster, "--as-of", synth.AS_OF.isoformat(),
-         "--out", str(out), "--show", "0"],
+         "--out", str(out), "--report", str(tmp_path / "report.json"), "--show", "0"],
         capture_output=True, text=True, check=False, env=cluster_environment())
     assert run.returncode == 0, run.stderr[-3000:]
     # Issue 13: the Spark screen printed Spark's log lines and no progress for 90 s. Now it
@@ -51,6 +51,11 @@ def test_the_screen_on_a_standalone_cluster_equals_duckdb_row_for_row(
     on_duckdb = run_screen("omop", str(parquet), as_of=synth.AS_OF)
     expected = write_worklist(on_duckdb, tmp_path / "duckdb.csv")
     assert out.read_text(encoding="utf-8") == expected.read_text(encoding="utf-8")
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["engine"] == "spark"
+    assert report["population_in_scope"] == on_duckdb.population == N
+    assert {(c["input"], c["item"]): c["count"] for c in report["coverage"]} == {
+        (c.input, c.item): c.count for c in on_duckdb.coverage}
     with out.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["tier"] for r in rows} >= {"test_for_antibodies", "review_dystrophy_label",
