@@ -20,13 +20,13 @@ from imnm.knowledge import load_knowledge
 from imnm.screen.definition import EMIT_DIALECTS, Parameters, emit, split
 from imnm.screen.engines import InputUnusable, PostgresEngine
 from imnm.screen.run import ScreenResult, run_screen
-from imnm.screen.sources import OMOP_TABLES
+from imnm.screen.sources import OMOP_TABLES, VOCABULARY_TABLE_NAMES
 from tests.realworld import AS_OF, DIALECTS, SYNTHEA27NJ, planted_omop, write_omop_copy
 
 KB = load_knowledge()
 PLANTED, EXPECTED = planted_omop()
 POSTGRES = os.environ.get("TEST_POSTGRES_URL")
-VOCABULARY = ("concept", "concept_ancestor", "concept_relationship")
+VOCABULARY = VOCABULARY_TABLE_NAMES
 DUCK_TO_PG = {"BIGINT": "BIGINT", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE PRECISION",
               "DATE": "DATE", "VARCHAR": "TEXT", "TIMESTAMP": "TIMESTAMP",
               "BOOLEAN": "BOOLEAN", "SMALLINT": "SMALLINT"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from collections.abc import Iterator
@@ -105,8 +106,6 @@ def screen(
 ) -> None:
     """Population case finding: children to test for anti-HMGCR/anti-SRP, dystrophy labels to
     review, IMNM left on corticosteroid alone."""
-    import datetime as dt
-
     from rich.console import Console
 
     from imnm.report.worklist import print_screen
@@ -114,17 +113,17 @@ def screen(
     from imnm.screen.engines import EngineUnavailable, InputUnusable
     from imnm.screen.run import run_screen, write_worklist
 
-    if emit_sql:
-        _emit_sql(dialect, as_of, cdm_schema, vocab, omop or fhir)
-        return
-    if (omop is None) == (fhir is None):
-        typer.echo("imnm screen: give exactly one of --omop PATH or --fhir DIR", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT)
     try:
         when = dt.date.fromisoformat(as_of) if as_of else None
     except ValueError:
         typer.echo(f"imnm screen: --as-of: got {as_of!r}; expected a date YYYY-MM-DD", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    if emit_sql:
+        _emit_sql(dialect, when or dt.date.today(), cdm_schema, vocab, omop or fhir)
+        return
+    if (omop is None) == (fhir is None):
+        typer.echo("imnm screen: give exactly one of --omop PATH or --fhir DIR", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
     for option, target in (("--out", out), ("--aggregate", aggregate), ("--report", report)):
         problem = unwritable(target)
         if problem:  # said before a long run, not after it
@@ -190,10 +189,8 @@ def screen(
         out_console.print(f"worklist: {out}")
 
 
-def _emit_sql(dialect: str, as_of: str | None, cdm_schema: str | None, vocab: str | None,
+def _emit_sql(dialect: str, when: dt.date, cdm_schema: str | None, vocab: str | None,
               given: object) -> None:
-    import datetime as dt
-
     from imnm.knowledge import load_knowledge
     from imnm.screen.definition import Parameters, ScreenDefinitionError, emit
 
@@ -201,11 +198,6 @@ def _emit_sql(dialect: str, as_of: str | None, cdm_schema: str | None, vocab: st
         typer.echo("imnm screen: --emit-sql prints the SQL and reads no data; leave out "
                    "--omop and --fhir", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
-    try:
-        when = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
-    except ValueError:
-        typer.echo(f"imnm screen: --as-of: got {as_of!r}; expected a date YYYY-MM-DD", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
     for option, name in (("--cdm-schema", cdm_schema), ("--vocab", vocab)):
         if name is not None and not name.replace("_", "").replace(".", "").isalnum():
             typer.echo(f"imnm screen: {option}: got {name!r}; expected a schema name "

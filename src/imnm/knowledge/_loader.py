@@ -276,14 +276,21 @@ def _label(item: object, table: str, index: int) -> str:
     return f"{table} #{index + 1}"
 
 
-def _read(directory: Path, name: str, problems: _Collector) -> dict[str, Any]:
+def _read(directory: Path, name: str, problems: _Collector, digest: Any) -> dict[str, Any]:
+    """One knowledge file, parsed; its bytes (line endings made \\n, so a Windows checkout
+    gives the same digest) go into ``digest`` by name."""
     path = directory / name
+    digest.update(name.encode() + b"\0")
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        data = path.read_bytes().replace(b"\r\n", b"\n")
     except FileNotFoundError:
+        digest.update(b"(absent)")
         problems.add(name, "(file)", str(path), "the file to exist")
-    except tomllib.TOMLDecodeError as exc:
+        return {}
+    digest.update(data)
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         problems.add(name, "(file)", "(unparseable TOML)", f"valid TOML: {exc}")
     return {}
 
@@ -313,22 +320,13 @@ def _duplicates(file: str, ids: list[str], problems: _Collector) -> None:
         seen.add(item)
 
 
-def _digest(directory: Path) -> str:
-    """A short SHA-256 over the knowledge files, by name, in order."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in FILES:
-        path = directory / name
-        h.update(name.encode() + b"\0")
-        h.update(path.read_bytes().replace(b"\r\n", b"\n") if path.is_file() else b"(absent)")
-    return "sha256:" + h.hexdigest()[:16]
-
-
 def load_from(directory: Path) -> Knowledge:
     """Load and cross-check every knowledge file in ``directory``."""
+    import hashlib
+
     c = _Collector()
-    raw = {name: _read(directory, name, c) for name in FILES}
+    digest = hashlib.sha256()  # over the files, by name, in order
+    raw = {name: _read(directory, name, c, digest) for name in FILES}
     sources = c.entries("sources.toml", raw["sources.toml"], "source", Source)
     onset = c.entries("onset_patterns.toml", raw["onset_patterns.toml"], "pattern", OnsetBand)
     ck = c.entries("ck_reference.toml", raw["ck_reference.toml"], "band", CkBand)
@@ -417,7 +415,7 @@ def load_from(directory: Path) -> Knowledge:
         results_version=str(res.get("version", "")),
         labels=_labels(raw["labels.toml"], c),
         directory=str(directory),
-        digest=_digest(directory),
+        digest="sha256:" + digest.hexdigest()[:16],
     )
     _cross_check(knowledge, c)
     if c.problems:

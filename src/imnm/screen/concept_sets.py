@@ -80,13 +80,12 @@ class _Vocabulary:
     """CONCEPT from a site's vocabulary (a DuckDB file or a folder of CSV/Parquet)."""
 
     def __init__(self, location: str) -> None:
-        from imnm.screen.engines import VOCABULARY_TABLES, DuckDBEngine, InputUnusable
+        from imnm.screen.engines import DuckDBEngine, InputUnusable
         from imnm.screen.sources import OMOP_TABLES
 
         self.engine = DuckDBEngine()
         try:
-            found = self.engine._register_location(location, None, "concept",
-                                                   VOCABULARY_TABLES)
+            found = self.engine.register_vocabulary(location)
         except InputUnusable as exc:
             raise ConceptSetError(str(exc).replace("--omop", "--vocab")) from None
         except Exception as exc:

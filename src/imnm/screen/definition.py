@@ -19,6 +19,7 @@ from imnm import quantities
 from imnm.codes import URIS, CodeSystem
 from imnm.knowledge import Knowledge
 from imnm.rules.treatment import CORTICOSTEROIDS
+from imnm.screen.sources import CDM_TABLE_NAMES, VOCABULARY_TABLE_NAMES
 
 Engine = Literal["duckdb", "spark", "postgres"]
 DIALECTS: dict[Engine, str] = {"duckdb": "duckdb", "spark": "spark", "postgres": "postgres"}
@@ -29,7 +30,6 @@ EMIT_DIALECTS = ("postgres", "spark", "databricks", "bigquery", "snowflake", "re
                  "tsql", "duckdb")
 # Dialects without temporary views: the emitted script makes temporary tables instead.
 TEMP_TABLE_DIALECTS = ("bigquery", "redshift", "tsql")
-CDM_TABLES = ("person", "condition_occurrence", "measurement", "drug_exposure")
 OMOP_VOCABULARIES = {"ICD10CM": CodeSystem.icd10cm, "SNOMED": CodeSystem.snomedct,
                      "LOINC": CodeSystem.loinc, "RxNorm": CodeSystem.rxnorm}
 # CK units as sites spell them (matched case-insensitively after trimming), shared with the
@@ -44,7 +44,6 @@ LABEL_AND_TEST_SETS = ("dystrophy", "unexplained_myopathy", "myositis", "ck", "a
 NO_UPPER_AGE = 200.0  # stands for "no upper bound" in the bands view (ages are <= 25 here)
 
 
-VOCABULARY = ("concept", "concept_ancestor", "concept_relationship")
 POPULATION_QUERY = (
     "SELECT p.sex, FLOOR(DATE_DIFF('day', p.birth_date, params.as_of) / 365.25) AS age, "
     "COUNT(*) AS n FROM imnm_person AS p CROSS JOIN imnm_params AS params "
@@ -246,9 +245,9 @@ def emit(knowledge: Knowledge, params: Parameters, dialect: str, *,
     if dialect not in EMIT_DIALECTS:
         raise ScreenDefinitionError(f"--dialect: got {dialect!r}; expected one of "
                                     f"{', '.join(EMIT_DIALECTS)}")
-    schemas = {t: cdm_schema for t in CDM_TABLES if cdm_schema}
+    schemas = {t: cdm_schema for t in CDM_TABLE_NAMES if cdm_schema}
     vocab = vocab_schema or cdm_schema
-    schemas |= {t: vocab for t in VOCABULARY if vocab}
+    schemas |= {t: vocab for t in VOCABULARY_TABLE_NAMES if vocab}
     setup = parse(lookup_views(knowledge, params) + "\n" + "\n".join(
         _template(name) for name in ("stage_omop.sql", "coverage_results.sql",
                                      "coverage_omop.sql")))

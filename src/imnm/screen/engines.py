@@ -6,12 +6,20 @@ and how rows come back. The SQL itself is the one definition in ``sql/``.
 from __future__ import annotations
 
 import glob
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from imnm.screen.sources import FhirNeed, TableNeed, duckdb_type, spark_type
+from imnm.screen.sources import (
+    CDM_TABLE_NAMES,
+    VOCABULARY_TABLE_NAMES,
+    FhirNeed,
+    TableNeed,
+    duckdb_type,
+    spark_type,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -75,7 +83,7 @@ def _fhir_files(directory: Path, resource: str) -> list[str]:
 
 
 OMOP_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
-VOCABULARY_TABLES = ("concept", "concept_ancestor", "concept_relationship")
+VOCABULARY_TABLES = VOCABULARY_TABLE_NAMES
 # How an empty value is written in CSV exports: empty, R's NA, SQL NULL, PostgreSQL's \N.
 NULL_TOKENS = ("", "NA", "NULL", "null", "\\N", "NaN")
 
@@ -166,12 +174,72 @@ _SPARK_CASTS = _Casts(
     cast=lambda t, kind: f"CAST({t} AS {kind})")
 
 
-class DuckDBEngine:
+class _SqlViews:
+    """What DuckDB and PostgreSQL share: views (re)defined from SQL text that is kept by name
+    (so a later step can wrap a view; a view never reads itself), and the type conversions,
+    empty tables and NULL columns built on them. Each engine says how to run SQL, how to
+    (re)create a view, what its columns' types are, and how a neutral type is spelled."""
+
+    casts: ClassVar[_Casts]
+    spelled: ClassVar[Mapping[str, str]]  # neutral type -> this engine's type
+
+    def __init__(self) -> None:
+        self._views: dict[str, str] = {}
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _types(self, view: str) -> dict[str, str]:
+        """Column (lower case) -> type (upper case) of a view."""
+        raise NotImplementedError
+
+    def _create_view(self, view: str, select: str) -> None:
+        raise NotImplementedError
+
+    def _before_conform(self) -> None:
+        """What the casts need before the first conversion (nothing, by default)."""
+
+    def columns(self, view: str) -> set[str]:
+        return set(self._types(view))
+
+    def _define(self, view: str, select: str) -> None:
+        self._views[view] = select
+        self._create_view(view, select)
+
+    def conform(self, need: TableNeed) -> dict[str, int]:
+        """Give the columns ``need`` reads their types, whatever the export wrote (text with
+        NA or \\N for empty, dates as YYYY-MM-DD, YYYYMMDD, unpadded or with a time); returns
+        per column how many values were present but could not be read."""
+        exprs, checks = _conform_plan(self._types(need.name), dict(need.columns), self.casts)
+        if not checks:
+            return {}
+        self._before_conform()
+        relation = f"({self._views[need.name]}) AS src"
+        counted = ", ".join(f"COUNT(*) FILTER (WHERE ({text}) IS NOT NULL AND ({typed}) IS NULL)"
+                            f" AS {_ident(column)}" for column, text, typed in checks)
+        bad = self.rows(f"SELECT {counted} FROM {relation}")[0]  # noqa: S608
+        self._define(need.name, f"SELECT {', '.join(exprs)} FROM {relation}")  # noqa: S608
+        return {column: int(n) for column, n in bad.items() if n}
+
+    def empty_table(self, need: TableNeed) -> None:
+        select = ", ".join(f"CAST(NULL AS {self.spelled[t]}) AS {c}" for c, t in need.columns)
+        self._define(need.name, f"SELECT {select} WHERE FALSE")
+
+    def add_null_columns(self, need: TableNeed, missing: list[tuple[str, str]]) -> None:
+        extra = ", ".join(f"CAST(NULL AS {self.spelled[t]}) AS {c}" for c, t in missing)
+        self._define(need.name, f"SELECT *, {extra} FROM ({self._views[need.name]}) AS src")  # noqa: S608
+
+
+class DuckDBEngine(_SqlViews):
     """DuckDB, in process (the default)."""
 
     name = "duckdb"
+    casts = _DUCKDB_CASTS
+    spelled = MappingProxyType({t: t for t in ("BIGINT", "INTEGER", "DOUBLE", "VARCHAR",
+                                               "DATE")})
 
     def __init__(self, connection: duckdb.DuckDBPyConnection | None = None) -> None:
+        super().__init__()
         try:
             import duckdb
         except ImportError as exc:  # pragma: no cover - duckdb is a core dependency
@@ -181,7 +249,6 @@ class DuckDBEngine:
         # steps on stderr, and stdout carries the worklist.
         self.con.execute("SET enable_progress_bar = false")
         self._attached: list[str] = []
-        self._views: dict[str, str] = {}
 
     def execute(self, sql: str) -> None:
         self.con.execute(sql)
@@ -191,13 +258,11 @@ class DuckDBEngine:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def columns(self, view: str) -> set[str]:
-        return {r[0].lower() for r in self.con.execute(f"DESCRIBE {_ident(view)}").fetchall()}
+    def _types(self, view: str) -> dict[str, str]:
+        return {r[0].lower(): str(r[1]).upper() for r in
+                self.con.execute(f"DESCRIBE {_ident(view)}").fetchall()}
 
-    def _define(self, view: str, select: str) -> None:
-        """(Re)define a view; its SQL is kept so a later step can wrap it (a view never
-        reads itself)."""
-        self._views[view] = select
+    def _create_view(self, view: str, select: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {_ident(view)} AS {select}")
 
     def _view_lowercase(self, view: str, relation: str) -> None:
@@ -260,12 +325,16 @@ class DuckDBEngine:
         raise InputUnusable(f"--omop: got {location!r}; expected a DuckDB file or a folder of "
                             "Parquet or CSV files")
 
+    def register_vocabulary(self, location: str) -> dict[str, str]:
+        """The vocabulary tables of a folder or DuckDB file (its schema holding CONCEPT)."""
+        return self._register_location(location, None, "concept", VOCABULARY_TABLES)
+
     def register_omop(self, location: str, schema: str | None = None,
                       vocab: str | None = None) -> dict[str, str]:
         found = self._register_location(location, schema, "person")
         if vocab is not None:
             if Path(vocab).exists():
-                found |= self._register_location(vocab, None, "concept", VOCABULARY_TABLES)
+                found |= self.register_vocabulary(vocab)
             elif Path(location).is_file():
                 found |= self._register_location(location, vocab, "concept", VOCABULARY_TABLES)
             else:
@@ -280,24 +349,6 @@ class DuckDBEngine:
                          f"SELECT * FROM {_ident(view)}")
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {_ident(view)} AS "  # noqa: S608
                          f"SELECT * FROM {_ident(table)}")
-
-    def conform(self, need: TableNeed) -> dict[str, int]:
-        """Give the columns ``need`` reads their types, whatever the export wrote (text with
-        NA or \\N for empty, dates as YYYY-MM-DD, YYYYMMDD, unpadded or with a time); returns
-        per column how many values were present but could not be read."""
-        types = {r[0].lower(): str(r[1]).upper() for r in
-                 self.con.execute(f"DESCRIBE {_ident(need.name)}").fetchall()}
-        wanted = dict(need.columns)
-        exprs, checks = _conform_plan(types, wanted, _DUCKDB_CASTS)
-        if not checks:
-            return {}
-        relation = f"({self._views[need.name]}) AS src"
-        counted = ", ".join(f"COUNT(*) FILTER (WHERE ({text}) IS NOT NULL AND ({typed}) IS NULL)"
-                            for _, text, typed in checks)
-        bad = self.con.execute(f"SELECT {counted} FROM {relation}").fetchone()  # noqa: S608
-        self._define(need.name, f"SELECT {', '.join(exprs)} FROM {relation}")  # noqa: S608
-        return {column: int(n) for (column, _, _), n in zip(checks, bad or (), strict=True)
-                if n}
 
     def register_fhir(self, directory: Path, needs: tuple[FhirNeed, ...]) -> set[str]:
         present = set()
@@ -316,14 +367,6 @@ class DuckDBEngine:
                 self.con.execute(f"CREATE OR REPLACE TEMP VIEW {need.view} AS SELECT {select} "
                                  "WHERE FALSE")
         return present
-
-    def empty_table(self, need: TableNeed) -> None:
-        select = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in need.columns)
-        self._define(need.name, f"SELECT {select} WHERE FALSE")
-
-    def add_null_columns(self, need: TableNeed, missing: list[tuple[str, str]]) -> None:
-        extra = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in missing)
-        self._define(need.name, f"SELECT *, {extra} FROM ({self._views[need.name]}) AS src")  # noqa: S608
 
     def close(self) -> None:
         self.con.close()
@@ -498,13 +541,16 @@ def is_postgres_url(location: str) -> bool:
     return location.startswith(("postgresql://", "postgresql+psycopg://", "postgres://"))
 
 
-class PostgresEngine:
+class PostgresEngine(_SqlViews):
     """The site's own PostgreSQL: the screen runs inside it, in temporary views and tables of
     one session; no row leaves the database but the worklist and the counts."""
 
     name = "postgres"
+    casts = _PG_CASTS
+    spelled = MappingProxyType(_PG_TYPES)
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         try:
             import psycopg
         except ImportError as exc:  # pragma: no cover - psycopg is a core dependency
@@ -516,7 +562,6 @@ class PostgresEngine:
             raise InputUnusable("--omop: cannot connect to the PostgreSQL database "
                                 f"({type(exc).__name__}; check host, port, database and "
                                 "credentials)") from None
-        self._views: dict[str, str] = {}
         self._functions = False
 
     def execute(self, sql: str) -> None:
@@ -536,11 +581,7 @@ class PostgresEngine:
             "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum")
         return {str(r["name"]).lower(): str(r["kind"]).upper() for r in found}
 
-    def columns(self, view: str) -> set[str]:
-        return set(self._types(view))
-
-    def _define(self, view: str, select: str) -> None:
-        self._views[view] = select
+    def _create_view(self, view: str, select: str) -> None:
         self.execute(f"DROP VIEW IF EXISTS {_ident(view)}")
         self.execute(f"CREATE TEMP VIEW {_ident(view)} AS {select}")
 
@@ -586,10 +627,7 @@ class PostgresEngine:
 
     def register_omop(self, location: str, schema: str | None = None,
                       vocab: str | None = None) -> dict[str, str]:
-        from imnm.screen.sources import OMOP_TABLES
-
-        cdm = tuple(t.name for t in OMOP_TABLES if not t.vocabulary)
-        vocabulary = tuple(t.name for t in OMOP_TABLES if t.vocabulary)
+        cdm, vocabulary = CDM_TABLE_NAMES, VOCABULARY_TABLE_NAMES
         if vocab is None:
             return self._register_schema(schema, "person", "--cdm-schema", cdm + vocabulary)
         found = self._register_schema(schema, "person", "--cdm-schema", cdm)
@@ -606,36 +644,16 @@ class PostgresEngine:
         self.execute(f"CREATE OR REPLACE TEMP VIEW {_ident(view)} AS "  # noqa: S608
                      f"SELECT * FROM {_ident(table)}")
 
-    def conform(self, need: TableNeed) -> dict[str, int]:
-        """As DuckDBEngine.conform, in PostgreSQL (the failing casts give NULL through
-        functions in pg_temp)."""
+    def _before_conform(self) -> None:
+        """The casts that give NULL on failure are functions in pg_temp: made once."""
         if not self._functions:
             for statement in _PG_TRY_FUNCTIONS:
                 self.execute(statement)
             self._functions = True
-        types = self._types(need.name)
-        wanted = dict(need.columns)
-        exprs, checks = _conform_plan(types, wanted, _PG_CASTS)
-        if not checks:
-            return {}
-        relation = f"({self._views[need.name]}) AS src"
-        counted = ", ".join(f"COUNT(*) FILTER (WHERE ({text}) IS NOT NULL AND ({typed}) IS NULL)"
-                            f" AS {_ident(column)}" for column, text, typed in checks)
-        bad = self.rows(f"SELECT {counted} FROM {relation}")[0]  # noqa: S608
-        self._define(need.name, f"SELECT {', '.join(exprs)} FROM {relation}")  # noqa: S608
-        return {column: int(n) for column, n in bad.items() if n}
 
     def register_fhir(self, directory: Path, needs: tuple[FhirNeed, ...]) -> set[str]:
         raise InputUnusable("--fhir with PostgreSQL: the screen reads FHIR NDJSON files with "
                             "DuckDB or Spark; PostgreSQL is for an OMOP CDM (--omop URL)")
-
-    def empty_table(self, need: TableNeed) -> None:
-        select = ", ".join(f"CAST(NULL AS {_PG_TYPES[t]}) AS {c}" for c, t in need.columns)
-        self._define(need.name, f"SELECT {select} WHERE FALSE")
-
-    def add_null_columns(self, need: TableNeed, missing: list[tuple[str, str]]) -> None:
-        extra = ", ".join(f"CAST(NULL AS {_PG_TYPES[t]}) AS {c}" for c, t in missing)
-        self._define(need.name, f"SELECT *, {extra} FROM ({self._views[need.name]}) AS src")  # noqa: S608
 
     def close(self) -> None:
         self.con.close()

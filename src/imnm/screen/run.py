@@ -127,13 +127,17 @@ class ScreenResult:
     source: str
     as_of: dt.date
     rows: list[WorklistRow]
-    population: int
+    # children in scope by (sex, whole years of age or None)
+    population_by_age: dict[tuple[str, int | None], int]
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     coverage: list[CoverageLine] = field(default_factory=list)
-    # children in scope by (sex, whole years of age or None)
-    population_by_age: dict[tuple[str, int | None], int] = field(default_factory=dict)
     knowledge_version: str = ""
+
+    @property
+    def population(self) -> int:
+        """Children in scope."""
+        return sum(self.population_by_age.values())
 
     def unread(self) -> list[CoverageLine]:
         """The coverage counts of what could not be read or used."""
@@ -173,9 +177,11 @@ def worklist_order(row: WorklistRow) -> tuple[int, int, int, str]:
     tier = TIERS.index(row.tier) if row.tier in TIERS else len(TIERS)
     pid = row.person_id
     return (tier, 0, int(pid), "") if pid.isdigit() else (tier, 1, 0, pid)
+
+
 # Staging views read more than once (by the screen, the coverage counts, the per-child route),
-# each small once filtered by the code sets: computed once.
-# Computed once each, in this order. The code sets' roots come first: a few hundred rows whose
+# each small once filtered by the code sets: computed once each, in this order. The code
+# sets' roots come first: a few hundred rows whose
 # size the engine then knows, so joins to CONCEPT_ANCESTOR and CONCEPT_RELATIONSHIP (millions
 # of rows) build their hash tables on the roots, not on the vocabulary.
 STAGED_VIEWS = {"omop": ("imnm_set_roots", "imnm_set_concepts", "imnm_condition",
@@ -348,8 +354,8 @@ def run_screen(
         if source == "omop":
             notes += _vocabulary_notes(coverage)
         rows = sorted((_row(r) for r in raw), key=worklist_order)
-        return ScreenResult(eng.name, source, when, rows, sum(by_age.values()), missing, notes,
-                            coverage, by_age, kb.digest)
+        return ScreenResult(eng.name, source, when, rows, by_age, missing, notes, coverage,
+                            kb.digest)
     except Exception as exc:
         if not _engine_error(exc):
             raise

@@ -58,6 +58,9 @@ OMOP_TABLES: tuple[TableNeed, ...] = (
               affects="treatments"),
 )
 
+CDM_TABLE_NAMES = tuple(t.name for t in OMOP_TABLES if not t.vocabulary)
+VOCABULARY_TABLE_NAMES = tuple(t.name for t in OMOP_TABLES if t.vocabulary)
+
 # FHIR R4 resources, as the screen reads them from bulk NDJSON. One schema for both engines:
 # rendered to DuckDB types (read_json columns=) and to Spark DDL (spark.read.schema).
 CODING = ("struct", (("system", "string"), ("code", "string"), ("display", "string")))
