@@ -110,3 +110,24 @@ def test_the_command_and_its_errors(tmp_path: Path) -> None:
     with pytest.raises(ConceptSetError, match="not an ATLAS concept-set expression"):
         (tmp_path / "junk.json").write_text('{"rows": []}', encoding="utf-8")
         read_concept_set(tmp_path / "junk.json")
+
+
+def test_unreadable_vocabulary_rows_are_said_not_dropped(tmp_path: Path) -> None:
+    """A CONCEPT row whose id is not a number cannot give an id: the command says how many."""
+    vocab = tmp_path / "vocab"
+    vocab.mkdir()
+    (vocab / "CONCEPT.csv").write_text(
+        "concept_id,concept_name,domain_id,vocabulary_id,concept_class_id,standard_concept,"
+        "concept_code,invalid_reason\n"
+        "3007220,Creatine kinase,Measurement,LOINC,Lab Test,S,2157-6,\n"
+        "x3007221,Broken row,Measurement,LOINC,Lab Test,S,93493-5,\n", encoding="utf-8")
+    done = export(KB, tmp_path / "sets", str(vocab))
+    assert done.unreadable == {"CONCEPT.concept_id": 1}
+    index = json.loads((tmp_path / "sets" / "index.json").read_text(encoding="utf-8"))
+    assert index["vocabulary_values_unreadable"] == {"CONCEPT.concept_id": 1}
+    assert "LOINC 93493-5" in " ".join(done.unresolved)
+    run = subprocess.run([sys.executable, "-m", "imnm.cli", "knowledge",
+                          "--export-concept-sets", str(tmp_path / "again"), "--vocab",
+                          str(vocab)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "1 values of CONCEPT.concept_id in the vocabulary could not be read" in run.stdout

@@ -245,6 +245,9 @@ def _export_concept_sets(kb: Knowledge, directory: Path, vocab: str | None) -> N
         raise typer.Exit(EXIT_BAD_INPUT) from None
     typer.echo(f"{len(done.files)} ATLAS concept sets, {done.items} items -> {directory} "
                "(index.json lists them)")
+    for column, n in done.unreadable.items():
+        typer.echo(f"{n} values of {column} in the vocabulary could not be read (those rows "
+                   "were not used)")
     if done.unresolved:
         typer.echo(f"{len(done.unresolved)} codes have no concept id"
                    + (" in the vocabulary given" if vocab else

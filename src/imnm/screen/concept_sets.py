@@ -55,6 +55,7 @@ class Exported:
     files: list[str] = field(default_factory=list)
     items: int = 0
     unresolved: list[str] = field(default_factory=list)
+    unreadable: dict[str, int] = field(default_factory=dict)  # vocabulary values not read
 
 
 def _groups(kb: Knowledge) -> dict[tuple[str, str | None], list[Wanted]]:
@@ -100,7 +101,9 @@ class _Vocabulary:
         missing = [c for c, _ in need.required if c not in self.engine.columns("concept")]
         if missing:
             raise ConceptSetError(f"--vocab: CONCEPT lacks columns {', '.join(missing)}")
-        self.engine.conform(need)
+        # values present but unreadable (an id that is not a number): said, never dropped
+        self.unreadable = {f"CONCEPT.{column}": n for column, n in
+                           self.engine.conform(need).items()}
         have = self.engine.columns("concept")
         self.columns = [c for c in CONCEPT_COLUMNS if c in have]
 
@@ -115,7 +118,8 @@ class _Vocabulary:
             where, args = "vocabulary_id = ? AND concept_code = ?", [wanted.vocabulary_id,
                                                                        wanted.code]
         cursor = self.engine.con.execute(
-            f"SELECT {select} FROM concept WHERE {where} ORDER BY concept_code",  # noqa: S608
+            f"SELECT {select} FROM concept WHERE ({where}) AND concept_id IS NOT NULL "  # noqa: S608
+            "ORDER BY concept_code",
             args)
         return [dict(zip(self.columns, row, strict=True)) for row in cursor.fetchall()]
 
@@ -150,7 +154,7 @@ def export(kb: Knowledge, directory: Path, vocabulary: str | None = None) -> Exp
     from imnm import __version__
 
     vocab = _Vocabulary(vocabulary) if vocabulary is not None else None
-    done = Exported(directory)
+    done = Exported(directory, unreadable=vocab.unreadable if vocab is not None else {})
     index: list[dict[str, Any]] = []
     directory.mkdir(parents=True, exist_ok=True)
     try:
@@ -183,6 +187,7 @@ def export(kb: Knowledge, directory: Path, vocabulary: str | None = None) -> Exp
     (directory / "index.json").write_text(json.dumps({
         "imnm_version": __version__, "knowledge_version": kb.digest,
         "vocabulary": vocabulary,
+        "vocabulary_values_unreadable": done.unreadable,
         "note": "includeDescendants is true throughout, as the screen expands every code set "
                 "by CONCEPT_ANCESTOR; ICD10CM codes are non-standard, so a cohort in ATLAS "
                 "should match them on condition_source_concept_id. An item with CONCEPT_ID "
