@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -51,12 +53,22 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
+_CACHE = tempfile.mkdtemp(prefix="imnm-test-cache-")
+os.environ["IMNM_CACHE_DIR"] = _CACHE  # before any test module loads the knowledge
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_CACHE, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No IMNM_* variable from the developer's shell leaks into a test."""
+    """No IMNM_* variable from the developer's shell leaks into a test, and the knowledge
+    cache is the session's own folder, not the developer's."""
     for name in list(os.environ):
         if name.startswith("IMNM_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("IMNM_CACHE_DIR", _CACHE)
     yield
 
 

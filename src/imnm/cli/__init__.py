@@ -11,7 +11,13 @@ the file, the field, the value and what was expected; never a traceback).
 
 from __future__ import annotations
 
+import os
 import sys
+
+# pydantic looks for plugins among every installed distribution's entry points when the first
+# model is built: about 20 ms of a 0.3 s cold start, for plugins imnm does not use. Set
+# PYDANTIC_DISABLE_PLUGINS yourself (an empty value included) to have them looked for.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from imnm.cli import child, evidence, screen, service  # noqa: F401 - they register commands
 from imnm.cli._common import EXIT_BAD_INPUT, InputError, app, report

@@ -276,18 +276,35 @@ def _label(item: object, table: str, index: int) -> str:
     return f"{table} #{index + 1}"
 
 
-def _read(directory: Path, name: str, problems: _Collector, digest: Any) -> dict[str, Any]:
-    """One knowledge file, parsed; its bytes (line endings made \\n, so a Windows checkout
-    gives the same digest) go into ``digest`` by name."""
-    path = directory / name
-    digest.update(name.encode() + b"\0")
-    try:
-        data = path.read_bytes().replace(b"\r\n", b"\n")
-    except FileNotFoundError:
-        digest.update(b"(absent)")
-        problems.add(name, "(file)", str(path), "the file to exist")
+def read_files(directory: Path) -> dict[str, bytes | None]:
+    """Every knowledge file's bytes by name (None where the file is absent), line endings
+    made \\n so that a Windows checkout gives the same digest."""
+    files: dict[str, bytes | None] = {}
+    for name in FILES:
+        try:
+            files[name] = (directory / name).read_bytes().replace(b"\r\n", b"\n")
+        except FileNotFoundError:
+            files[name] = None
+    return files
+
+
+def digest_of(files: dict[str, bytes | None]) -> str:
+    """SHA-256 over the files, by name, in order: two sites with the same digest screened
+    with the same code sets, thresholds and parameters."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, data in files.items():
+        digest.update(name.encode() + b"\0")
+        digest.update(b"(absent)" if data is None else data)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def _parse(directory: Path, name: str, data: bytes | None, problems: _Collector
+           ) -> dict[str, Any]:
+    if data is None:
+        problems.add(name, "(file)", str(directory / name), "the file to exist")
         return {}
-    digest.update(data)
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -320,13 +337,13 @@ def _duplicates(file: str, ids: list[str], problems: _Collector) -> None:
         seen.add(item)
 
 
-def load_from(directory: Path) -> Knowledge:
-    """Load and cross-check every knowledge file in ``directory``."""
-    import hashlib
-
+def load_from(directory: Path, files: dict[str, bytes | None] | None = None) -> Knowledge:
+    """Load and cross-check every knowledge file in ``directory`` (``files``: their bytes,
+    when the caller has read them already). Never uses the cache."""
+    if files is None:
+        files = read_files(directory)
     c = _Collector()
-    digest = hashlib.sha256()  # over the files, by name, in order
-    raw = {name: _read(directory, name, c, digest) for name in FILES}
+    raw = {name: _parse(directory, name, files.get(name), c) for name in FILES}
     sources = c.entries("sources.toml", raw["sources.toml"], "source", Source)
     onset = c.entries("onset_patterns.toml", raw["onset_patterns.toml"], "pattern", OnsetBand)
     ck = c.entries("ck_reference.toml", raw["ck_reference.toml"], "band", CkBand)
@@ -415,7 +432,7 @@ def load_from(directory: Path) -> Knowledge:
         results_version=str(res.get("version", "")),
         labels=_labels(raw["labels.toml"], c),
         directory=str(directory),
-        digest="sha256:" + digest.hexdigest()[:16],
+        digest=digest_of(files),
     )
     _cross_check(knowledge, c)
     if c.problems:
@@ -484,8 +501,20 @@ def _cross_check(k: Knowledge, c: _Collector) -> None:
 
 @cache
 def load_knowledge(directory: str | None = None) -> Knowledge:
-    """The shipped knowledge base (or the one in ``directory``), loaded once per process."""
-    if directory is not None:
-        return load_from(Path(directory))
-    root = resources.files("imnm.knowledge") / "data"
-    return load_from(Path(str(root)))
+    """The shipped knowledge base (or the one in ``directory``), loaded once per process.
+
+    A knowledge base that loaded without a problem is kept in imnm's cache folder (see
+    :mod:`imnm.knowledge._cache`), keyed by the files' bytes and imnm's code, so that the
+    next process skips parsing and validating it; a base with a problem is never cached."""
+    from imnm.knowledge import _cache
+
+    path = Path(directory) if directory is not None else Path(
+        str(resources.files("imnm.knowledge") / "data"))
+    files = read_files(path)
+    key = _cache.key(path, files)
+    cached = _cache.read(key)
+    if cached is not None:
+        return cached
+    knowledge = load_from(path, files)
+    _cache.write(key, knowledge)
+    return knowledge

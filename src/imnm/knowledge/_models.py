@@ -12,9 +12,11 @@ from imnm.vocabulary import Antibody, Drug, Sex
 
 
 class Frozen(BaseModel):
-    """Base of every knowledge model: unknown fields refused, instances frozen."""
+    """Base of every knowledge model: unknown fields refused, instances frozen. Validators are
+    built on first validation (``defer_build``), so a process that takes the knowledge from
+    the cache (:mod:`imnm.knowledge._cache`) never builds them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Status(StrEnum):
