@@ -268,3 +268,20 @@ def test_the_light_check_turns_any_value_in_a_read_field_into_a_clear_error() ->
             pass
 
     check()
+
+
+def test_the_light_check_names_the_whole_path_of_a_wrong_field() -> None:
+    from imnm.errors import InputError
+    from imnm.fhir import from_bundle, to_bundle
+
+    bundle = to_bundle(load_patient((EXAMPLES / "case-series-2025-patient-1.json")
+                                    .read_text(encoding="utf-8")))
+    observations = [e["resource"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "Observation"]
+    observations[0]["valueQuantity"]["value"] = "high"
+    observations[1]["code"]["coding"][0]["code"] = 5
+    with pytest.raises(InputError) as caught:
+        from_bundle(bundle, validate="read")
+    assert [(p.field, p.value, p.expected) for p in caught.value.problems] == [
+        ("bundle.resource 1 (Observation).valueQuantity.value", "'high'", "a number"),
+        ("bundle.resource 3 (Observation).code.coding.0.code", "5", "a string")]

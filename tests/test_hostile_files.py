@@ -183,3 +183,23 @@ def test_a_spark_failure_says_the_java_error_not_only_the_py4j_call() -> None:
     message = _engine_message(RuntimeError(text))
     assert message.startswith("org.apache.spark.SparkException: Job aborted")
     assert "Jane Doe" not in message
+
+
+def test_json_nested_exactly_to_the_limit_is_read_and_one_deeper_is_refused() -> None:
+    from imnm.jsonio import MAX_JSON_DEPTH, depth_problem
+
+    def nested(depth: int, container: str) -> object:
+        node: object = 1
+        for _ in range(depth):
+            node = [node, "x"] if container == "list" else {"k": node, "s": "x"}
+        return node
+
+    for container in ("list", "dict"):
+        assert depth_problem(nested(MAX_JSON_DEPTH, container)) is None
+        problem = depth_problem(nested(MAX_JSON_DEPTH + 1, container), "bundle")
+        assert problem is not None and problem.field == "bundle"
+        assert f"at most {MAX_JSON_DEPTH}" in problem.expected
+    # a shallow but wide document (the depth is of the deepest branch, not of the last one)
+    wide = {"a": [nested(MAX_JSON_DEPTH, "dict")], "b": 1}
+    assert depth_problem(wide) is not None
+    assert depth_problem({"a": [[1]] * 1000, "b": {"c": {}}}) is None

@@ -19,21 +19,21 @@ searchset Bundles with components and codings is about 12 deep; a patient file a
 
 def depth_problem(data: object, where: str = "(file)") -> Problem | None:
     """A problem if ``data`` nests deeper than :data:`MAX_JSON_DEPTH`, else None. Iterative,
-    so it never recurses itself."""
-    stack: list[tuple[object, int]] = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
+    one level of the tree at a time, so it never recurses itself and touches each value
+    once."""
+    level: list[Any] = [data]
+    depth = 0
+    while True:
+        containers = [node for node in level if isinstance(node, dict | list)]
+        if not containers:
+            return None
+        depth += 1
         if depth > MAX_JSON_DEPTH:
             return Problem(where, f"(nested more than {MAX_JSON_DEPTH} deep)",
                            f"JSON nested at most {MAX_JSON_DEPTH} objects or arrays deep")
-        stack.extend((child, depth + 1) for child in children)
-    return None
+        level = []
+        for node in containers:
+            level.extend(node.values() if isinstance(node, dict) else node)
 
 
 def check_depth(data: object, where: str = "(file)") -> None:

@@ -90,11 +90,6 @@ def _ref(resource: Mapping[str, Any], key: str = "subject") -> str | None:
 # --------------------------------------------------------------------------- export
 
 
-def _loinc_index(knowledge: Knowledge) -> dict[str, tuple[str, str | None]]:
-    """LOINC code -> (code set, concept)."""
-    return {c.code: (c.set, c.concept) for c in knowledge.codes if c.system is CodeSystem.loinc}
-
-
 def _codes_for(knowledge: Knowledge, set_name: str, concept: str) -> list[str]:
     return [c.code for c in knowledge.codes_in(set_name, concept)]
 
@@ -202,8 +197,8 @@ def resources_of(bundle: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     """Every resource in a Bundle (nested searchset Bundles flattened)."""
     for entry in bundle.get("entry") or []:
         resource = entry.get("resource")
-        if not isinstance(resource, Mapping):
-            continue
+        if not isinstance(resource, dict) and not isinstance(resource, Mapping):
+            continue  # (the dict test first: parsed JSON is dicts, and it skips an ABC check)
         if resource.get("resourceType") == "Bundle":
             yield from resources_of(resource)
         else:

@@ -41,7 +41,6 @@ from imnm.fhir.common import (
     _coding,
     _date,
     _first,
-    _loinc_index,
     _validate_bundle,
     _validate_read,
     is_bundle,
@@ -50,6 +49,7 @@ from imnm.fhir.common import (
 from imnm.jsonio import parse_json
 from imnm.knowledge import Knowledge, load_knowledge
 from imnm.patient import Drug, Patient, load_patient, parse_antibody
+from imnm.patient.reading import validate_patient
 from imnm.quantities import read_activity_unit
 
 
@@ -92,8 +92,7 @@ def from_bundle(bundle: Mapping[str, Any], knowledge: Knowledge | None = None,
     else:
         _validate_bundle(bundle)
     report = ImportReport()
-    loinc = _loinc_index(kb)
-    snomed_ok = {(c.system, c.code) for c in kb.codes}
+    loinc = kb.loinc_index()
     resources = list(resources_of(bundle))
     patients = [r for r in resources if r.get("resourceType") == "Patient"]
     if len(patients) != 1:
@@ -118,7 +117,7 @@ def from_bundle(bundle: Mapping[str, Any], knowledge: Knowledge | None = None,
         if kind == "Patient":
             continue
         if kind == "Condition":
-            _condition(resource, data, snomed_ok, report, label)
+            _condition(resource, data, kb, report, label)
         elif kind == "Observation":
             _observation(resource, data, ck, visits, loinc, report, label)
         elif kind in ("MedicationStatement", "MedicationRequest", "MedicationAdministration"):
@@ -156,12 +155,12 @@ def from_bundle(bundle: Mapping[str, Any], knowledge: Knowledge | None = None,
     if visits:
         data["visits"] = [visits[k] for k in sorted(visits)]
     try:
-        return load_patient(data), report
+        return validate_patient(data), report
     except InputError as exc:
         raise InputError(exc.problems, record_id=record_id) from None
 
 
-def _condition(resource: dict[str, Any], data: dict[str, Any], known: set[Any],
+def _condition(resource: dict[str, Any], data: dict[str, Any], kb: Knowledge,
                report: ImportReport, label: str) -> None:
     verification = _first(resource.get("verificationStatus"), VERIFICATION)
     if verification == "entered-in-error":
@@ -178,7 +177,7 @@ def _condition(resource: dict[str, Any], data: dict[str, Any], known: set[Any],
         system = {ICD10CM: "icd10cm", SNOMED: "snomedct"}.get(coding.get("system", ""))
         if system and coding.get("code"):
             entry |= {"system": system, "code": coding["code"]}
-            if (CodeSystem(system), coding["code"]) not in known:
+            if not kb.is_coded(CodeSystem(system), coding["code"]):
                 report.unrecognised_codes.append(f"{label}: {system} {coding['code']} is in "
                                                  "no imnm code set (kept as a label)")
             break

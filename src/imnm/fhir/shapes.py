@@ -81,29 +81,41 @@ READ: dict[str, dict[str, Any]] = {
 }
 
 
-def _walk(value: object, shape: Any, where: str, problems: list[Problem]) -> None:
+_Trail = tuple[Any, ...] | None  # (parent trail, key): the dotted name is joined on a problem only
+
+
+def _where(path: _Trail) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, key = path
+        parts.append(str(key))
+    return ".".join(reversed(parts))
+
+
+def _walk(value: object, shape: Any, path: _Trail, problems: list[Problem]) -> None:
     if value is None:
         return  # absent: the readers treat null as absent
     if isinstance(shape, dict):
-        if not isinstance(value, Mapping):
-            problems.append(Problem(where, shorten(value), "a JSON object"))
+        if not isinstance(value, dict) and not isinstance(value, Mapping):  # dict: no ABC check
+            problems.append(Problem(_where(path), shorten(value), "a JSON object"))
             return
         for key, inner in shape.items():
             if key in value:
-                _walk(value[key], inner, f"{where}.{key}", problems)
+                _walk(value[key], inner, (path, key), problems)
     elif isinstance(shape, list):
         if not isinstance(value, list):
-            problems.append(Problem(where, shorten(value), "a JSON array"))
+            problems.append(Problem(_where(path), shorten(value), "a JSON array"))
             return
+        inner = shape[0]
         for i, item in enumerate(value):
             if item is None:
-                problems.append(Problem(f"{where}.{i}", "None", "not null"))
+                problems.append(Problem(_where((path, i)), "None", "not null"))
                 continue
-            _walk(item, shape[0], f"{where}.{i}", problems)
+            _walk(item, inner, (path, i), problems)
     else:
         expected = shape(value)
         if expected is not None:
-            problems.append(Problem(where, shorten(value), expected))
+            problems.append(Problem(_where(path), shorten(value), expected))
 
 
 def read_problems(resource: Mapping[str, Any], where: str) -> list[Problem]:
@@ -111,5 +123,5 @@ def read_problems(resource: Mapping[str, Any], where: str) -> list[Problem]:
     shape = READ.get(str(resource.get("resourceType")))
     problems: list[Problem] = []
     if shape is not None:
-        _walk(resource, shape, where, problems)
+        _walk(resource, shape, (None, where), problems)
     return problems

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from imnm import quantities
-from imnm.codes import EXPECTED, is_valid
+from imnm.codes import EXPECTED, CodeSystem, is_valid
 from imnm.errors import KnowledgeError, Problem, shorten
 from imnm.knowledge._models import (
     AnswerCode,
@@ -127,11 +127,16 @@ class Knowledge:
     # screened with the same code sets, thresholds and parameters
     _code_index: dict[tuple[str, str], CodeEntry] = field(default_factory=dict, repr=False)
     _drug_index: dict[str, str] = field(default_factory=dict, repr=False)
+    _loinc_index: dict[str, tuple[str, str | None]] = field(default_factory=dict, repr=False)
+    _coded: set[tuple[CodeSystem, str]] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         for entry in self.codes:
             if entry.match == "exact":
                 self._code_index[(entry.system.value, entry.code)] = entry
+            if entry.system is CodeSystem.loinc:
+                self._loinc_index[entry.code] = (entry.set, entry.concept)
+            self._coded.add((entry.system, entry.code))
         self._drug_index.update((code, drug) for code, drug, _how in self.drug_codes())
 
     def drug_of_rxcui(self, rxcui: str) -> str | None:
@@ -159,6 +164,14 @@ class Knowledge:
         prefixes = [e for e in self.codes if e.match == "prefix" and e.system.value == system
                     and code.startswith(e.code)]
         return max(prefixes, key=lambda e: len(e.code), default=None)
+
+    def loinc_index(self) -> dict[str, tuple[str, str | None]]:
+        """LOINC code -> (code set, concept), built once with the knowledge."""
+        return self._loinc_index
+
+    def is_coded(self, system: CodeSystem, code: str) -> bool:
+        """True when (system, code) is an entry of any code set."""
+        return (system, code) in self._coded
 
     def codes_in(self, set_name: str, concept: str | None = None) -> list[CodeEntry]:
         """Every entry of a code set, optionally only one concept of it."""

@@ -58,6 +58,13 @@ def load_patient(data: str | bytes | os.PathLike[str] | Mapping[str, Any]) -> Pa
         check_depth(parsed)
     if not isinstance(parsed, Mapping):
         raise InputError([Problem("(file)", shorten(type(parsed).__name__), "a JSON object")])
+    return validate_patient(parsed)
+
+
+def validate_patient(parsed: Mapping[str, Any]) -> Patient:
+    """Validate a mapping already known to be shallow (imnm's own readers build it, as the
+    FHIR reader does) as a :class:`Patient`; :func:`load_patient` is the edge for anything
+    else. Raises :class:`InputError` as :func:`load_patient` does."""
     record_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None
     try:
         return Patient.model_validate(parsed)

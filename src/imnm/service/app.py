@@ -39,6 +39,7 @@ from imnm.knowledge import load_knowledge
 from imnm.patient import MAX_AGE_YEARS, load_patient
 from imnm.service.cards import cards_for
 from imnm.service.cdshooks import (
+    Card,
     CardsResponse,
     Discovery,
     Feedback,
@@ -131,6 +132,13 @@ def over_age_limit(patient: Mapping[str, Any], today: dt.date | None = None) -> 
         return False  # unknown age: assessed, and the assessment says what is missing
     when = today or dt.date.today()
     return (when - born).days / 365.25 > MAX_AGE_YEARS
+
+
+def _cards_response(cards: list[Card]) -> Response:
+    """The cards as JSON, serialised once: returning the model would have FastAPI validate it
+    again against ``response_model`` (which stays for the OpenAPI description)."""
+    return Response(CardsResponse(cards=cards).model_dump_json(exclude_none=True),
+                    media_type="application/json")
 
 
 def _problems(exc: InputError) -> list[dict[str, str]]:
@@ -270,7 +278,7 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
                             if k in PREFETCH and isinstance(v, Mapping)]}
         if over_age_limit(prefetch["patient"]):
             # patient-view fires for every patient: one outside imnm's age range gets no card.
-            return CardsResponse(cards=[])
+            return _cards_response([])
         patient, _report = from_bundle(bundle, validate="read")  # only what imnm reads
         result = assess(patient, parameters=HOOK_PARAMETERS)
         key = reports.put(patient.model_dump_json())  # assessed again when the link is opened
@@ -279,7 +287,7 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
         link = (f"{base}/reports/{key}?" + urlencode({
             "user": context.userId, "expires": expires,
             "signature": sign(key, context.userId, expires)}))
-        return CardsResponse(cards=cards_for(
+        return _cards_response(cards_for(
             result, knowledge, patient_ref=f"Patient/{context.patientId}",
             report_url=link, missing_inputs=missing, unreadable_inputs=unreadable))
 
