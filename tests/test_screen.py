@@ -299,3 +299,26 @@ def test_the_worklist_puts_what_to_do_first_first_and_ids_in_numeric_order() -> 
     ordered = [(r.tier, r.person_id) for r in sorted(rows, key=worklist_order)]
     assert ordered == [("test_for_antibodies", "99"), ("test_for_antibodies", "abc"),
                        ("review_dystrophy_label", "1271"), ("review_dystrophy_label", "10277")]
+
+
+def test_each_staged_view_is_recognised_where_the_setup_defines_it() -> None:
+    """The run computes each staged view right after its definition (views defined over
+    uncomputed views cost a bind of the whole chain); it finds them by this."""
+    import datetime as dt
+
+    from imnm.knowledge import load_knowledge
+    from imnm.screen.definition import Parameters, render
+    from imnm.screen.run import STAGED_VIEWS, _created_view
+
+    assert _created_view("-- a comment\nCREATE OR REPLACE TEMPORARY VIEW imnm_x AS\nSELECT 1") \
+        == "imnm_x"
+    assert _created_view('create or replace temp view "Imnm_Y" as select 1') == "imnm_y"
+    assert _created_view("SELECT 'CREATE OR REPLACE TEMP VIEW imnm_z AS'") is None
+    kb = load_knowledge()
+    for engine in ("duckdb", "spark", "postgres"):
+        for source in ("omop", "fhir"):
+            rendered = render(kb, Parameters.from_knowledge(kb, dt.date(2025, 6, 30)), engine,
+                              source)
+            created = [_created_view(s) for s in rendered.setup]
+            staged = [v for v in created if v in STAGED_VIEWS[source]]
+            assert sorted(staged) == sorted(STAGED_VIEWS[source]), (engine, source)

@@ -137,6 +137,12 @@ class Drug(StrEnum):
     other = "other"
 
 
+CORTICOSTEROIDS = frozenset({Drug.corticosteroid, Drug.prednisolone, Drug.prednisone,
+                             Drug.methylprednisolone})
+"""The corticosteroids among imnm's drugs (the treatment rules and the screen's
+corticosteroid-alone count both use this one set)."""
+
+
 _DRUG_ALIASES: dict[str, Drug] = {_squash(d.value): d for d in Drug}
 
 

@@ -6,8 +6,10 @@ pickled. Its key is a SHA-256 over everything that could make a new load differ:
 
 - the bytes of every knowledge file (the same bytes the loader reads and digests);
 - the folder they were read from (the object records it);
-- the source of the modules whose classes the object holds (the models, the loader, the
-  vocabulary and code-system enums), so that a code change is never served an old object;
+- the source of the modules whose classes or results the object holds (the models, the
+  loader, the vocabulary and code-system enums, the unit conversions), so that a code change
+  is never served an old object;
+- pint's unit definitions (the CK unit factors are pint's);
 - the versions of imnm, pydantic and Python.
 
 A file is used only when its name is that key, it belongs to the current user and nobody else
@@ -38,7 +40,7 @@ ENV = "IMNM_CACHE_DIR"
 
 # Modules whose classes a pickled Knowledge refers to: a change to any of them changes the key.
 _CODE_MODULES = ("imnm.knowledge._models", "imnm.knowledge._loader", "imnm.vocabulary",
-                 "imnm.codes")
+                 "imnm.codes", "imnm.quantities")
 
 
 def folder() -> Path | None:
@@ -60,12 +62,27 @@ def key(directory: Path, files: dict[str, bytes | None]) -> str:
     h = hashlib.sha256()
     for part in (__version__, pydantic.VERSION, sys.version, str(directory.resolve())):
         h.update(part.encode() + b"\0")
+    h.update(_pint_definitions())
     for name, data in files.items():
         h.update(name.encode() + b"\0" + (b"(absent)" if data is None else data) + b"\0")
     for module in _CODE_MODULES:
         origin = sys.modules[module].__file__ if module in sys.modules else None
         h.update(module.encode() + b"\0" + (Path(origin).read_bytes() if origin else b"?"))
     return h.hexdigest()
+
+
+def _pint_definitions() -> bytes:
+    """pint's unit definitions file, which the CK unit factors come from, found without
+    importing pint (that is what the cache saves)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("pint")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            return (Path(folder) / "default_en.txt").read_bytes()
+        except OSError:
+            continue
+    return b"(pint definitions not found)"
 
 
 def _path(key_: str) -> Path | None:

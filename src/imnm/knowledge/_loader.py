@@ -123,6 +123,9 @@ class Knowledge:
     results_version: str = ""
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     directory: str = ""
+    ck_unit_factors: dict[str, float] = field(default_factory=dict)
+    # each accepted spelling of a CK unit (lower case, quantities.ACTIVITY_SPELLINGS) -> the
+    # factor to U/L, converted by pint when the knowledge is loaded from its files
     digest: str = ""  # of every knowledge file's bytes: two sites with the same digest
     # screened with the same code sets, thresholds and parameters
     _code_index: dict[tuple[str, str], CodeEntry] = field(default_factory=dict, repr=False)
@@ -445,6 +448,8 @@ def load_from(directory: Path, files: dict[str, bytes | None] | None = None) -> 
         results_version=str(res.get("version", "")),
         labels=_labels(raw["labels.toml"], c),
         directory=str(directory),
+        ck_unit_factors={spelling: quantities.convert(1.0, unit, "activity")
+                         for spelling, unit in quantities.ACTIVITY_SPELLINGS.items()},
         digest=digest_of(files),
     )
     _cross_check(knowledge, c)

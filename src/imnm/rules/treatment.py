@@ -17,9 +17,8 @@ from imnm.dosing import ComputedDose, CumulativeDose, DosingError
 from imnm.findings import Finding, Kind, facts
 from imnm.knowledge import Knowledge, Status
 from imnm.patient import Drug, Patient, Sex
+from imnm.vocabulary import CORTICOSTEROIDS
 
-CORTICOSTEROIDS = frozenset({Drug.corticosteroid, Drug.prednisolone, Drug.prednisone,
-                             Drug.methylprednisolone})
 NOT_IMMUNOSUPPRESSANT = CORTICOSTEROIDS | {Drug.other}
 LINE_ORDER = ("first", "early", "wean", "second", "refractory")
 

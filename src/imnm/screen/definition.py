@@ -9,17 +9,16 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ErrorLevel, SqlglotError
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 from imnm import quantities
 from imnm.codes import URIS, CodeSystem
 from imnm.knowledge import Knowledge
-from imnm.rules.treatment import CORTICOSTEROIDS
 from imnm.screen.sources import CDM_TABLE_NAMES, VOCABULARY_TABLE_NAMES
+from imnm.vocabulary import CORTICOSTEROIDS
 
 Engine = Literal["duckdb", "spark", "postgres"]
 DIALECTS: dict[Engine, str] = {"duckdb": "duckdb", "spark": "spark", "postgres": "postgres"}
@@ -76,10 +75,11 @@ class Parameters:
                    review_days=int(float(values["screen_review_corticosteroid_alone_weeks"]) * 7))
 
 
-def unit_factors() -> dict[str, float]:
-    """Multiply a CK value in each accepted spelling (lower case) by this to get U/L (pint)."""
-    return {spelling: quantities.convert(1.0, unit, "activity")
-            for spelling, unit in CK_UNIT_SPELLINGS.items()}
+def unit_factors(knowledge: Knowledge) -> dict[str, float]:
+    """Multiply a CK value in each accepted spelling (lower case) by this to get U/L. pint
+    converted them when the knowledge was loaded (:attr:`Knowledge.ck_unit_factors`), so a
+    screen whose knowledge came from the cache does not import pint."""
+    return knowledge.ck_unit_factors
 
 
 def _literal(value: object) -> str:
@@ -149,7 +149,7 @@ def lookup_views(knowledge: Knowledge, params: Parameters) -> str:
                      [(uri, system.value) for system, uri in URIS.items()]),
         _values_view("imnm_unit_factors", ("spelling", "unit", "factor"),
                      [(spelling, CK_UNIT_SPELLINGS[spelling], factor)
-                      for spelling, factor in sorted(unit_factors().items())]),
+                      for spelling, factor in sorted(unit_factors(knowledge).items())]),
         _values_view("imnm_ck_bands", ("sex", "min_age_years", "max_age_years", "upper_limit"),
                      bands),
         _values_view("imnm_corticosteroids", ("concept",), [(s,) for s in steroids]),
@@ -186,7 +186,13 @@ def split(sql: str) -> list[str]:
 def parse(sql: str) -> list[exp.Expr]:
     """imnm's SQL (DuckDB dialect) as SQLGlot trees, one per statement. A statement SQLGlot
     cannot parse fully (it would fall back to passing the text through unchanged) is an
-    error, so no engine or dialect is ever handed DuckDB text it was not written for."""
+    error, so no engine or dialect is ever handed DuckDB text it was not written for.
+    (SQLGlot is imported here and in :func:`_write`, not with the module: the DuckDB screen
+    never needs it, and importing it costs about 0.1 s.)"""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ErrorLevel, SqlglotError
+
     trees: list[exp.Expr] = []
     for index, piece in enumerate(split(sql)):
         try:
@@ -205,6 +211,9 @@ def _write(tree: exp.Expr, dialect: str, *, temp_tables: bool = False,
     """One statement in ``dialect``. ``temp_tables`` turns each CREATE TEMPORARY VIEW into a
     temporary table (dialects without temporary views); ``schemas`` qualifies the CDM and
     vocabulary tables with the site's schemas."""
+    from sqlglot import exp
+    from sqlglot.errors import ErrorLevel, SqlglotError
+
     tree = tree.copy()
     if schemas:
         for table in tree.find_all(exp.Table):

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from imnm.knowledge import Knowledge, load_knowledge
 from imnm.screen.bundles import bundles_as_ndjson
-from imnm.screen.definition import Parameters, render
+from imnm.screen.definition import Parameters, ScreenDefinitionError, render
 from imnm.screen.engines import (
     DuckDBEngine,
     Engine,
@@ -189,6 +189,16 @@ STAGED_VIEWS = {"omop": ("imnm_set_roots", "imnm_set_concepts", "imnm_condition"
                 "fhir": ("imnm_condition", "imnm_measurement", "imnm_drug_matches")}
 
 
+_CREATED_VIEW = re.compile(r"^\s*CREATE\s+OR\s+REPLACE\s+TEMP(?:ORARY)?\s+VIEW\s+[\"`]?(\w+)",
+                           re.IGNORECASE | re.MULTILINE)
+
+
+def _created_view(statement: str) -> str | None:
+    """The view a setup statement defines (None for anything else)."""
+    found = _CREATED_VIEW.search(statement)
+    return found.group(1).lower() if found else None
+
+
 def _check_omop(engine: Engine, registered: dict[str, str]
                 ) -> tuple[list[str], list[str], list[CoverageLine]]:
     missing, notes, unreadable = [], [], []
@@ -339,11 +349,21 @@ def run_screen(
                         missing.append(need.resource)
         rendered = render(kb, params, eng.name, source)  # type: ignore[arg-type]
         with step("staging"):
+            # Each staged view is computed as soon as it is defined: a view defined over
+            # views not yet computed costs the engine a bind of the whole chain (DuckDB at
+            # 100k children: 0.3 s of view definitions, against 0.01 s this way).
+            staged = STAGED_VIEWS[source]
+            done = []
             for statement in rendered.setup:
                 eng.execute(statement)
+                created = _created_view(statement)
+                if created in staged:
+                    eng.materialize(created)
+                    done.append(created)
+            if sorted(done) != sorted(staged):
+                raise ScreenDefinitionError(f"staged views: computed {done}; expected each of "
+                                            f"{list(staged)} defined once in the setup")
             eng.execute(_inputs_view(missing))
-            for view in STAGED_VIEWS[source]:
-                eng.materialize(view)
         with step("screening"):
             raw = eng.rows(rendered.query)
             by_age = {(str(r["sex"] or "unknown"),
