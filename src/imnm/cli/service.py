@@ -97,38 +97,30 @@ def serve(
 
 def _serve_workers(workers: int, host: str, port: int, log_config: dict[str, Any],
                    config: dict[str, Any]) -> None:
-    """Several uvicorn workers on one listening socket. The socket is made here as a TCP
-    socket (protocol IPPROTO_TCP), so that asyncio sets TCP_NODELAY on every connection it
-    accepts: uvicorn's own shared socket has protocol 0, asyncio skips it, and Nagle's
-    algorithm with delayed ACKs then holds each response about 40 ms."""
+    """Several uvicorn workers on one port, each with its own listening socket where the
+    system allows it (:mod:`imnm.service.workers`: why, and TCP_NODELAY)."""
     import json
     import os
-    import socket
     import tempfile
 
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     from imnm.service.app import SERVE_ENVIRONMENT
+    from imnm.service.workers import supervisor
 
     with tempfile.TemporaryDirectory(prefix="imnm-serve-") as folder:
         os.environ[SERVE_ENVIRONMENT] = json.dumps(
             config | {"replay_path": os.path.join(folder, "replay.db"),
                       "reports_path": os.path.join(folder, "reports.db")})
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            typer.echo(f"imnm serve: --port {port}: {exc.strerror}", err=True)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-        sock.set_inheritable(True)
         uconfig = uvicorn.Config("imnm.service.app:app_from_environment", factory=True,
                                  host=host, port=port, workers=workers, log_level="info",
                                  log_config=log_config, proxy_headers=True)
-        Multiprocess(uconfig, sockets=[sock]).run()
+        try:
+            supervised = supervisor(uconfig, host, port)
+        except OSError as exc:
+            typer.echo(f"imnm serve: --port {port}: {exc.strerror}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        supervised.run()
 
 
 registry_app = typer.Typer(help="The registry of patients, visits and assessments.",

@@ -3,8 +3,10 @@ accessors, the Bundle check with fhir.resources, and the import report."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -104,14 +106,33 @@ def answer_coding(knowledge: Knowledge, answer: str) -> dict[str, str]:
     return {"system": SNOMED, "code": entry.code, "display": entry.display}
 
 
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
+
+
+def _is_resource_type(kind: str) -> bool:
+    """True when fhir.resources knows ``kind`` as an R4 resource type. Only a name shaped like
+    one is asked (and remembered), so hostile names cannot fill the memo."""
+    return bool(_TYPE_NAME.fullmatch(kind)) and _known_type(kind)
+
+
+@lru_cache(maxsize=256)
+def _known_type(kind: str) -> bool:
+    """Asked once per name: the answer imports the resource's model."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    try:
+        get_fhir_model_class(kind)
+    except (ValueError, KeyError):
+        return False
+    return True
+
+
 def _frame_problems(bundle: Mapping[str, Any]) -> list[Problem]:
     """What is wrong with a Bundle's frame (and that of the searchset Bundles nested in it),
     in one walk: entries a list of objects, each resource an object, the timestamp an instant;
     then, when the frame is sound, every resource's resourceType one FHIR R4 knows (checked
     before the model, which fails on the others with a KeyError or TypeError rather than a
     validation error)."""
-    from fhir.resources.R4B import get_fhir_model_class
-
     from imnm.fhir.shapes import _datetime
 
     frame: list[Problem] = []
@@ -136,11 +157,7 @@ def _frame_problems(bundle: Mapping[str, Any]) -> list[Problem]:
                                      "an entry with a resource (a JSON object)"))
                 continue
             kind = resource.get("resourceType")
-            try:
-                if not isinstance(kind, str):
-                    raise ValueError(kind)
-                get_fhir_model_class(kind)
-            except (ValueError, KeyError):
+            if not isinstance(kind, str) or not _is_resource_type(kind):
                 if len(types) < 20:
                     types.append(Problem(f"{where}.entry.{i}.resource.resourceType",
                                          shorten(kind), "a FHIR R4 resource type"))

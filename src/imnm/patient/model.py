@@ -84,8 +84,10 @@ class Model(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_boolean_numbers(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, bool):  # first: it runs for every field of every file
+            return value
         field = cls.model_fields.get(info.field_name or "")
-        if isinstance(value, bool) and field is not None and _numeric(field.annotation):
+        if field is not None and _numeric(field.annotation):
             raise ValueError("a number, not true/false")
         return value
 
