@@ -71,14 +71,18 @@ r = run_screen("omop", sys.argv[1], as_of=dt.date.fromisoformat(sys.argv[2]), pr
 took = time.perf_counter() - start
 counting = steps.get("counting what could not be read", 0.0)
 con = duckdb.connect(sys.argv[1], read_only=True)
-rows = con.execute("SELECT person_id, expected_tiers FROM imnm_truth").fetchall()
+has_truth = con.execute("SELECT COUNT(*) FROM duckdb_tables() WHERE table_name = 'imnm_truth'"
+                        ).fetchone()[0]
+rows = con.execute("SELECT person_id, expected_tiers FROM imnm_truth").fetchall() \
+    if has_truth else []
 truth = {(str(p), t) for p, ts in rows for t in (ts.split(";") if ts else [])}
 found = {(row.person_id, row.tier) for row in r.rows}
 rows = [[x.person_id, x.tier, x.diagnosis_codes, x.peak_ck_u_per_l, x.peak_ck_multiple_of_uln,
          x.anti_hmgcr, x.anti_srp, x.days_on_corticosteroid_alone] for x in r.rows]
 with open(sys.argv[3], "w") as out:
     json.dump(rows, out)
-print(took, len(r.rows), r.population, len(truth - found), len(found - truth), counting)
+missed, extra = (len(truth - found), len(found - truth)) if has_truth else ("n/a", "n/a")
+print(took, len(r.rows), r.population, missed, extra, counting)
 """,
     "hand": """
 import datetime as dt, json, sys, time, duckdb
@@ -101,6 +105,13 @@ rows = [[str(p), t, c, k, m, answer[h], answer[s], d] for p, t, c, k, m, h, s, d
 with open(sys.argv[4], "w") as out:
     json.dump(rows, out)
 print(took, len(rows))
+""",
+    "shape": """
+import duckdb, json, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+print(json.dumps({t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                  for t in ("person", "measurement", "condition_occurrence", "drug_exposure",
+                            "concept")}))
 """,
     "floor": """
 import duckdb, sys, time
@@ -175,6 +186,10 @@ def main() -> None:
     parser.add_argument("--sparse", action="store_true",
                         help="synth's own sparse population instead of the realistic one")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--database", type=Path, default=None,
+                        help="an existing DuckDB file of OMOP tables (a site's extract, say) "
+                             "instead of generated ones; planted children are checked only "
+                             "where it holds imnm_truth")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     from imnm.screen import synth
@@ -183,10 +198,14 @@ def main() -> None:
     lines = [f"machine: {platform.platform()}, {os.cpu_count()} cores, "
              f"python {platform.python_version()}"]
     figures: dict[str, dict[str, float]] = {}
-    for n in args.sizes:
+    for n in ([0] if args.database else args.sizes):
         db = work / f"omop-{n}.duckdb"
         t0 = time.perf_counter()
-        if args.sparse:
+        if args.database:
+            db = args.database
+            shape = json.loads(measure("shape", str(db))[2])
+            n = shape["person"]
+        elif args.sparse:
             synth.write_omop(synth.population(n, 42), db)
         else:
             sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -236,7 +255,9 @@ def main() -> None:
                "per_child_extrapolated_s": per_child_s,
                "per_child_sample": int(pc_n)}
         lines += [
-            f"\n{n:,} children (generated in {gen:.1f} s; {screen_out})",
+            f"\n{n:,} children ("
+            + (f"from {args.database}" if args.database else f"generated in {gen:.1f} s")
+            + f"; {screen_out})",
             f"  screen on DuckDB      {screen_s:8.2f} s   "
             f"(median {statistics.median(screens):.2f} s)"
             f"   peak {screen_mb:7.0f} MiB   "
@@ -267,7 +288,7 @@ def main() -> None:
             lines.append(f"  Spark local[2]        {spark_s:8.2f} s   driver peak {spark_mb:5.0f}"
                          f" MiB (JVM not counted; includes start-up) -> {spark_out}")
         figures[str(n)] = fig
-    if len(args.sizes) > 1:
+    if len(args.sizes) > 1 and not args.database:
         small, large = (figures[str(s)] for s in (min(args.sizes), max(args.sizes)))
         lines.append(f"\ncost per child, largest / smallest size: "
                      f"{large['screen_us_per_child'] / small['screen_us_per_child']:.2f}")
@@ -275,8 +296,10 @@ def main() -> None:
     print(text, end="")
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
-    (results / "screen.txt").write_text(text, encoding="utf-8")
-    (results / "screen.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    stem = "screen-database" if args.database else "screen"  # a site's figures apart
+    (results / f"{stem}.txt").write_text(text, encoding="utf-8")
+    (results / f"{stem}.json").write_text(json.dumps(figures, indent=2) + "\n",
+                                          encoding="utf-8")
 
 
 if __name__ == "__main__":

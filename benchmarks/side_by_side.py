@@ -1,0 +1,63 @@
+"""Issue 14's three figures in one run, side by side: the screen against the hand-written query,
+the CDS Hooks service's p99 at 50 clients, and the cold start of `imnm assess`. Run by hand:
+
+    .venv/bin/python benchmarks/side_by_side.py --database site.duckdb
+    .venv/bin/python benchmarks/side_by_side.py --sizes 1000000
+
+It runs benchmarks/screen.py (on ``--database``, an OMOP DuckDB file, or on generated
+realistic databases of ``--sizes``), benchmarks/service.py (2 workers) and benchmarks/assess.py
+one after the other, each writing its own results file, then prints the lines that answer the
+issue's goals together, with the machine they ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def run(script: str, *args: str) -> None:
+    print(f"--- {script} {' '.join(args)}", flush=True)
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], check=True)
+
+
+def lines(name: str, *markers: str) -> list[str]:
+    text = (RESULTS / name).read_text(encoding="utf-8").splitlines()
+    return [line.rstrip() for line in text if any(m in line for m in markers)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--database", help="an OMOP DuckDB file (not generated)")
+    where.add_argument("--sizes", type=int, nargs="+", help="generated realistic databases")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--service-seconds", type=float, default=15)
+    parser.add_argument("--cold-runs", type=int, default=20)
+    args = parser.parse_args()
+    screen = ["--database", args.database] if args.database else \
+        ["--sizes", *map(str, args.sizes)]
+    run("screen.py", *screen, "--rounds", str(args.rounds))
+    run("service.py", "--workers", "2", "--seconds", f"{args.service_seconds:g}")
+    run("assess.py", "--runs", str(args.cold_runs))
+    screen_file = "screen-database.txt" if args.database else "screen.txt"
+    summary = [f"machine: {platform.platform()}, python {platform.python_version()}",
+               "screen (goal: within 1.5x of the hand-written query, time and memory):",
+               *lines(screen_file, "children (from", "children (generated",
+                      "screen / hand-written"),
+               "CDS Hooks patient-view (goal: p99 at most 50 ms with 50 clients):",
+               *lines("service.txt", "load generator", "50 concurrent"),
+               "cold start (goal: imnm assess at most 0.3 s):",
+               *lines("assess.txt", "process start to exit")]
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
