@@ -32,7 +32,8 @@ TEMP_TABLE_DIALECTS = ("bigquery", "redshift", "tsql")
 OMOP_VOCABULARIES = {"ICD10CM": CodeSystem.icd10cm, "SNOMED": CodeSystem.snomedct,
                      "LOINC": CodeSystem.loinc, "RxNorm": CodeSystem.rxnorm}
 # CK units as sites spell them (matched case-insensitively after trimming), shared with the
-# FHIR reader; factors come from pint (quantities).
+# FHIR reader; their factors to U/L are pint's, converted when the knowledge loads
+# (Knowledge.ck_unit_factors).
 CK_UNIT_SPELLINGS = quantities.ACTIVITY_SPELLINGS
 # CONCEPT_RELATIONSHIP steps that lead from a member concept to a more specific one (read in
 # reverse: concept_id_1 is a member when concept_id_2 is), as OHDSI concept-set expansion does
@@ -73,13 +74,6 @@ class Parameters:
                    min_ck_multiple=float(values["suspicion_min_ck_multiple_of_uln"]),
                    max_age_years=float(values["screen_max_age_years"]),
                    review_days=int(float(values["screen_review_corticosteroid_alone_weeks"]) * 7))
-
-
-def unit_factors(knowledge: Knowledge) -> dict[str, float]:
-    """Multiply a CK value in each accepted spelling (lower case) by this to get U/L. pint
-    converted them when the knowledge was loaded (:attr:`Knowledge.ck_unit_factors`), so a
-    screen whose knowledge came from the cache does not import pint."""
-    return knowledge.ck_unit_factors
 
 
 def _literal(value: object) -> str:
@@ -149,7 +143,7 @@ def lookup_views(knowledge: Knowledge, params: Parameters) -> str:
                      [(uri, system.value) for system, uri in URIS.items()]),
         _values_view("imnm_unit_factors", ("spelling", "unit", "factor"),
                      [(spelling, CK_UNIT_SPELLINGS[spelling], factor)
-                      for spelling, factor in sorted(unit_factors(knowledge).items())]),
+                      for spelling, factor in sorted(knowledge.ck_unit_factors.items())]),
         _values_view("imnm_ck_bands", ("sex", "min_age_years", "max_age_years", "upper_limit"),
                      bands),
         _values_view("imnm_corticosteroids", ("concept",), [(s,) for s in steroids]),

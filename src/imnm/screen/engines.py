@@ -83,7 +83,6 @@ def _fhir_files(directory: Path, resource: str) -> list[str]:
 
 
 OMOP_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
-VOCABULARY_TABLES = VOCABULARY_TABLE_NAMES
 # How an empty value is written in CSV exports: empty, R's NA, SQL NULL, PostgreSQL's \N.
 NULL_TOKENS = ("", "NA", "NULL", "null", "\\N", "NaN")
 
@@ -327,7 +326,7 @@ class DuckDBEngine(_SqlViews):
 
     def register_vocabulary(self, location: str) -> dict[str, str]:
         """The vocabulary tables of a folder or DuckDB file (its schema holding CONCEPT)."""
-        return self._register_location(location, None, "concept", VOCABULARY_TABLES)
+        return self._register_location(location, None, "concept", VOCABULARY_TABLE_NAMES)
 
     def register_omop(self, location: str, schema: str | None = None,
                       vocab: str | None = None) -> dict[str, str]:
@@ -336,7 +335,7 @@ class DuckDBEngine(_SqlViews):
             if Path(vocab).exists():
                 found |= self.register_vocabulary(vocab)
             elif Path(location).is_file():
-                found |= self._register_location(location, vocab, "concept", VOCABULARY_TABLES)
+                found |= self._register_location(location, vocab, "concept", VOCABULARY_TABLE_NAMES)
             else:
                 raise InputUnusable(f"--vocab: got {vocab!r}; expected a folder or DuckDB file "
                                     "of vocabulary tables, or a schema of the --omop DuckDB file")
@@ -467,7 +466,7 @@ class SparkEngine:
         if vocab is not None:
             where = vocab if vocab.startswith("spark:") or Path(vocab).exists() \
                 else f"spark:{vocab}"
-            found |= self._register_location(where, VOCABULARY_TABLES)
+            found |= self._register_location(where, VOCABULARY_TABLE_NAMES)
         return found
 
     def materialize(self, view: str) -> None:

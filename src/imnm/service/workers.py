@@ -70,21 +70,24 @@ class ReusePortMultiprocess(Multiprocess):
         while self._handed:
             self._handed.pop().close()
 
-    def init_processes(self) -> None:
-        super().init_processes()
+
+def _then_close_handed(name: str) -> Callable[[ReusePortMultiprocess], None]:
+    """uvicorn's method ``name``, which may start workers, then the supervisor's copies of
+    their sockets closed."""
+    starts_workers = getattr(Multiprocess, name)
+
+    def method(self: ReusePortMultiprocess) -> None:
+        starts_workers(self)
         self._close_handed()
 
-    def restart_all(self) -> None:
-        super().restart_all()
-        self._close_handed()
+    method.__name__ = name
+    return method
 
-    def keep_subprocess_alive(self) -> None:
-        super().keep_subprocess_alive()
-        self._close_handed()
 
-    def handle_ttin(self) -> None:
-        super().handle_ttin()
-        self._close_handed()
+# Every supervisor method that starts a worker: at start-up, on a restart (HUP), when one
+# died, and when one more is asked for (TTIN).
+for _name in ("init_processes", "restart_all", "keep_subprocess_alive", "handle_ttin"):
+    setattr(ReusePortMultiprocess, _name, _then_close_handed(_name))
 
 
 def supervisor(config: Any, host: str, port: int) -> Multiprocess:
