@@ -158,6 +158,15 @@ def test_bad_numbers_are_refused_with_the_field(data: dict[str, object], field: 
     assert problem.field == field and expected in problem.expected
 
 
+def test_every_true_false_in_a_number_field_of_one_object_is_named() -> None:
+    with pytest.raises(InputError) as caught:
+        load_patient({"id": "probe", "ck": [{"value": True, "unit": "U/L", "upper_limit": False}],
+                      "weakness": {"neck_flexors": True, "proximal_upper": 4}})
+    named = {p.field: p.expected for p in caught.value.problems}
+    assert set(named) == {"ck.0.value", "ck.0.upper_limit", "weakness.neck_flexors"}
+    assert all(e == "a number, not true/false" for e in named.values())
+
+
 @pytest.mark.parametrize(("data", "field", "expected"), [
     ({"weight": {"value": 0.3, "unit": "kg"}}, "weight.value", "from 0.5 to 300 kg"),
     ({"weight": {"value": 300, "unit": "kg"}, "height": {"value": 30, "unit": "cm"}},

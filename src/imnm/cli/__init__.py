@@ -7,6 +7,10 @@
 
 Exit codes: 0 success; 2 bad input (every problem printed to stderr, one per line, naming
 the file, the field, the value and what was expected; never a traceback).
+
+The command modules do not use ``from __future__ import annotations``. Typer reads every
+command's annotations on every start: as strings it evaluated about 330 of them, twice, each
+time (20 ms of a 0.3 s cold start); evaluated once at import they cost a few ms.
 """
 
 from __future__ import annotations

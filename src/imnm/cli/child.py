@@ -1,8 +1,6 @@
 """Commands about one child: assess, plan, dose, course; and what imnm rests on: schema,
 knowledge."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -231,7 +229,7 @@ def knowledge(
                f"{kb.results_version}")
 
 
-def _export_concept_sets(kb: Knowledge, directory: Path, vocab: str | None) -> None:
+def _export_concept_sets(kb: "Knowledge", directory: Path, vocab: str | None) -> None:
     from imnm.screen.concept_sets import ConceptSetError, export
 
     if directory.exists() and not directory.is_dir():

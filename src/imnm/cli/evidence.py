@@ -1,7 +1,5 @@
 """The evidence commands: the review's Table 1, its statistics, new published cases."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated

@@ -1,7 +1,5 @@
 """Population commands: the screen and the synthetic populations it is tested on."""
 
-from __future__ import annotations
-
 import datetime as dt
 import sys
 import time

@@ -1,7 +1,5 @@
 """The service, the registry and the demo."""
 
-from __future__ import annotations
-
 import secrets
 import sys
 from pathlib import Path

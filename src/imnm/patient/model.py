@@ -6,7 +6,6 @@ negative) and one that is **unknown** (``None``: not examined, not tested or not
 The rules in :mod:`imnm.rules` never read ``None`` as ``False``.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import re
@@ -18,10 +17,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationInfo,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from imnm import quantities
 from imnm.codes import EXPECTED, CodeSystem, is_valid
@@ -81,15 +81,34 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True,
                               allow_inf_nan=False, str_max_length=MAX_TEXT_CHARS)
 
-    @field_validator("*", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _no_boolean_numbers(cls, value: object, info: ValidationInfo) -> object:
-        if not isinstance(value, bool):  # first: it runs for every field of every file
-            return value
-        field = cls.model_fields.get(info.field_name or "")
-        if field is not None and _numeric(field.annotation):
-            raise ValueError("a number, not true/false")
-        return value
+    def _no_boolean_numbers(cls, data: object) -> object:
+        # One check per object rather than a validator on every field: a validator for "*"
+        # made pydantic inspect it once per field when the models are built (a tenth of the
+        # patient models' import) and cost a Python call per field of every file read.
+        if not isinstance(data, dict):
+            return data
+        wrong = [InitErrorDetails(type=PydanticCustomError("value_error", "Value error, "
+                                                           "a number, not true/false"),
+                                  loc=(name,), input=value)
+                 for name, value in data.items()
+                 if isinstance(value, bool) and name in _numeric_fields(cls)]
+        if wrong:  # every such field of the object is named, not only the first
+            raise ValidationError.from_exception_data(cls.__name__, wrong)
+        return data
+
+
+_NUMERIC_FIELDS: dict[type[BaseModel], frozenset[str]] = {}
+
+
+def _numeric_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The names of ``model``'s fields whose type is a number (see :func:`_numeric`)."""
+    names = _NUMERIC_FIELDS.get(model)
+    if names is None:
+        names = _NUMERIC_FIELDS[model] = frozenset(
+            name for name, field in model.model_fields.items() if _numeric(field.annotation))
+    return names
 
 
 class Quantity(Model):
