@@ -158,3 +158,39 @@ def test_what_clinicians_read_is_in_words() -> None:
         assert_in_words(outside_brackets)
         ids = set(re.findall(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b", outside_brackets))
         assert ids <= set(kb.sources), (path.name, sorted(ids - set(kb.sources)))
+
+
+PLUGIN_PROBE = """
+import json, sys
+sys.argv = ["imnm", "assess", sys.argv[1], "--format", "json"]
+import imnm.cli
+try:
+    imnm.cli.main()
+except SystemExit:
+    pass
+loader = sys.modules["pydantic.plugin._loader"]
+print(json.dumps([getattr(loader, "__file__", None) is not None, list(loader.get_plugins()),
+                  "importlib.metadata" in sys.modules]), file=sys.stderr)
+"""
+
+
+def test_pydantics_plugin_loader_is_stood_in_for_only_while_plugins_are_off() -> None:
+    """imnm.cli replaces pydantic's plugin loader (which imports importlib.metadata) only when
+    PYDANTIC_DISABLE_PLUGINS turns every plugin off; the assessment is the same either way."""
+    import os
+
+    example = str(EXAMPLES / "case-series-2025-patient-1.json")
+    runs = {}
+    for setting in (None, ""):
+        env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+        if setting is not None:
+            env["PYDANTIC_DISABLE_PLUGINS"] = setting
+        run = subprocess.run([sys.executable, "-c", PLUGIN_PROBE, example], env=env,
+                             capture_output=True, text=True, check=True)
+        runs[setting] = (json.loads(run.stderr.strip().splitlines()[-1]), run.stdout)
+    (real, plugins, metadata), stood_in_output = runs[None]
+    assert (real, plugins, metadata) == (False, [], False)  # the stand-in; no importlib.metadata
+    (real, _plugins, _metadata), own_output = runs[""]
+    assert real  # plugins wanted: pydantic's own loader
+    assert json.loads(stood_in_output) == json.loads(own_output)
+    assert json.loads(own_output)["patient_id"]
