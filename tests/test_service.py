@@ -635,3 +635,62 @@ def test_each_worker_gets_its_own_socket_and_connections_reach_every_one() -> No
     finally:
         supervised._close_handed()
     assert first.fileno() == -1 and second.fileno() == -1  # the supervisor's copies closed
+
+
+def test_a_serving_process_leaves_its_long_lived_objects_out_of_collections(
+        tmp_path: Any) -> None:
+    """Each worker of `imnm serve --workers N` freezes what exists once the app is built, so
+    a full garbage collection under load no longer walks the modules and the knowledge (58 ms
+    against 8 ms measured); the app still answers."""
+    import os
+    import subprocess
+    import sys
+
+    from imnm.service.app import SERVE_ENVIRONMENT
+
+    config = {"development": True, "base_url": "http://127.0.0.1:1", "link_secret": "s" * 64,
+              "max_body_bytes": 1 << 20, "replay_path": str(tmp_path / "replay.db"),
+              "reports_path": str(tmp_path / "reports.db")}
+    script = ("import gc\n"
+              "from fastapi.testclient import TestClient\n"
+              "from imnm.service.app import app_from_environment\n"
+              "before = gc.get_freeze_count()\n"
+              "app = app_from_environment()\n"
+              "print(before, gc.get_freeze_count(),\n"
+              "      TestClient(app).get('/knowledge').status_code)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, env={**os.environ, SERVE_ENVIRONMENT: json.dumps(config)})
+    before, frozen, status = (int(x) for x in out.stdout.split())
+    assert before == 0 and frozen > 10_000 and status == 200
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_asks_uvicorn_for_the_asyncio_loop_even_where_uvloop_is_installed(
+        monkeypatch: pytest.MonkeyPatch, workers: str) -> None:
+    """uvloop, which uvicorn picks when installed, starved a few of 50 connections (p99 1.28 s
+    against 123 ms with asyncio, measured): `imnm serve` names its loop in both modes."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import imnm.service.app
+    import imnm.service.workers
+    from imnm.cli import app as cli
+
+    asked: dict[str, Any] = {}
+
+    class Supervisor:
+        def run(self) -> None:
+            pass
+
+    def supervisor(config: Any, host: str, port: int) -> Supervisor:
+        asked["loop"] = config.loop
+        return Supervisor()
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: asked.update(kw))
+    monkeypatch.setattr(imnm.service.workers, "supervisor", supervisor)
+    monkeypatch.setattr(imnm.service.app, "settle_for_serving", lambda: None)
+    monkeypatch.setenv(imnm.service.app.SERVE_ENVIRONMENT, "{}")  # restored after the test
+    result = CliRunner().invoke(cli, ["serve", "--insecure-development", "--port", "8999",
+                                      "--workers", workers])
+    assert result.exit_code == 0, result.output
+    assert asked["loop"] == "asyncio"

