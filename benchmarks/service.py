@@ -5,10 +5,13 @@
 Starts `imnm serve` (development mode, so that the load generator's token signing does not
 count) on a free loopback port with each number of workers, sends patient-view calls with
 prefetch at 1, 10 and 50 concurrent connections, and prints p50/p99 latency and throughput
-(also written to benchmarks/results/service.txt). The load generator is wrk (Debian's `wrk`,
-a C program, so the client does not compete with the server for the interpreter) when it is
-installed, else a Python asyncio client; the output says which. The CDS Hooks specification
-asks for answers "on the order of 500 ms"; issue 14 sets p99 at most 50 ms with 50 clients.
+(also written to benchmarks/results/service.txt). Before and after, the same load (50
+connections) goes to a bare ASGI app on the same uvicorn: this machine's speed varies by half
+from one minute to the next, and the floor shows where it stood during the run. The load
+generator is wrk (Debian's `wrk`, a C program, so the client does not compete with the server
+for the interpreter) when it is installed, else a Python asyncio client; the output says
+which. The CDS Hooks specification asks for answers "on the order of 500 ms"; issue 14 sets
+p99 at most 50 ms with 50 clients.
 """
 
 from __future__ import annotations
@@ -100,20 +103,56 @@ def run_wrk(url: str, body_path: Path, script: Path, concurrency: int, seconds: 
     return p50 / 1000, p99 / 1000, calls / (duration / 1e6), calls, errors
 
 
+def wait_until_up(server: subprocess.Popen[bytes], url: str) -> None:
+    for _ in range(300):
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.terminate()
+    raise RuntimeError("the server did not start")
+
+
 def serve(port: int, workers: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         [sys.executable, "-m", "imnm.cli", "serve", "--port", str(port),
          "--insecure-development", "--workers", str(workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/knowledge", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    server.terminate()
-    raise RuntimeError("the service did not start")
+    wait_until_up(server, f"http://127.0.0.1:{port}/knowledge")
+    return server
+
+
+FLOOR_APP = """
+import sys, uvicorn
+BODY = b'{"cards": []}'
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]})
+    await send({"type": "http.response.body", "body": BODY})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            access_log=False, loop="asyncio")
+"""
+
+
+def floor_server(port: int) -> subprocess.Popen[bytes]:
+    """A bare ASGI app on the same uvicorn, loop and HTTP parser, answering the same POST
+    without reading it: what one worker of this machine's HTTP stack can do at that moment."""
+    server = subprocess.Popen([sys.executable, "-c", FLOOR_APP, str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until_up(server, f"http://127.0.0.1:{port}/")
+    return server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def main() -> None:
@@ -132,31 +171,45 @@ def main() -> None:
         body_path.write_text(json.dumps(body), encoding="utf-8")
         script = Path(folder) / "post.lua"
         script.write_text(WRK_SCRIPT, encoding="utf-8")
+
+        def measure(url: str, concurrency: int) -> str:
+            if tool == "wrk":
+                p50, p99, rate, calls, errors = run_wrk(url, body_path, script, concurrency,
+                                                        args.seconds)
+            else:
+                latencies, errors = asyncio.run(
+                    python_client(url, body, concurrency, args.seconds))
+                ms = sorted(t * 1000 for t in latencies)
+                p50, p99 = statistics.median(ms), ms[int(0.99 * (len(ms) - 1))]
+                calls, rate = len(ms), len(ms) / args.seconds
+            return (f"{concurrency:>2} concurrent: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
+                    f"{rate:6.0f} calls/s  ({calls:,} calls, {errors} errors)")
+
+        def floor(when: str) -> None:
+            port = free_port()
+            server = floor_server(port)
+            try:
+                lines.append(f"floor ({when}): bare ASGI app, same uvicorn, 1 worker, "
+                             + measure(f"http://127.0.0.1:{port}/", 50))
+                print(lines[-1], flush=True)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+
+        floor("before")
         for workers in args.workers:
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
+            port = free_port()
             server = serve(port, workers)
             url = f"http://127.0.0.1:{port}/cds-services/imnm-patient-view"
             try:
                 asyncio.run(python_client(url, body, 1, 2))  # warm-up
                 for concurrency in (1, 10, 50):
-                    if tool == "wrk":
-                        p50, p99, rate, calls, errors = run_wrk(url, body_path, script,
-                                                                concurrency, args.seconds)
-                    else:
-                        latencies, errors = asyncio.run(
-                            python_client(url, body, concurrency, args.seconds))
-                        ms = sorted(t * 1000 for t in latencies)
-                        p50, p99 = statistics.median(ms), ms[int(0.99 * (len(ms) - 1))]
-                        calls, rate = len(ms), len(ms) / args.seconds
-                    lines.append(f"{workers} worker(s), {concurrency:>2} concurrent: "
-                                 f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
-                                 f"{rate:6.0f} calls/s  ({calls:,} calls, {errors} errors)")
+                    lines.append(f"{workers} worker(s), " + measure(url, concurrency))
                     print(lines[-1], flush=True)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
+        floor("after")
     text = "\n".join(lines) + "\n"
     print(text, end="")
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
