@@ -165,6 +165,14 @@ def test_every_true_false_in_a_number_field_of_one_object_is_named() -> None:
     named = {p.field: p.expected for p in caught.value.problems}
     assert set(named) == {"ck.0.value", "ck.0.upper_limit", "weakness.neck_flexors"}
     assert all(e == "a number, not true/false" for e in named.values())
+    # Any mapping, not only a dict (the Python API accepts mappings).
+    from types import MappingProxyType
+
+    from pydantic import ValidationError
+
+    from imnm.patient.model import Patient
+    with pytest.raises(ValidationError, match="a number, not true/false"):
+        Patient.model_validate(MappingProxyType({"id": "probe", "age_years": True}))
 
 
 @pytest.mark.parametrize(("data", "field", "expected"), [

@@ -10,6 +10,7 @@ The rules in :mod:`imnm.rules` never read ``None`` as ``False``.
 import datetime as dt
 import re
 import typing
+from collections.abc import Mapping
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -87,7 +88,7 @@ class Model(BaseModel):
         # One check per object rather than a validator on every field: a validator for "*"
         # made pydantic inspect it once per field when the models are built (a tenth of the
         # patient models' import) and cost a Python call per field of every file read.
-        if not isinstance(data, dict):
+        if not isinstance(data, Mapping):
             return data
         wrong = [InitErrorDetails(type=PydanticCustomError("value_error", "Value error, "
                                                            "a number, not true/false"),
