@@ -6,6 +6,7 @@ negative) and one that is **unknown** (``None``: not examined, not tested or not
 The rules in :mod:`imnm.rules` never read ``None`` as ``False``.
 """
 
+from __future__ import annotations
 
 import datetime as dt
 import re
