@@ -694,3 +694,34 @@ def test_serve_asks_uvicorn_for_the_asyncio_loop_even_where_uvloop_is_installed(
                                       "--workers", workers])
     assert result.exit_code == 0, result.output
     assert asked["loop"] == "asyncio"
+
+
+def test_the_shared_reports_keep_the_newest_and_the_replay_cache_forgets_nothing_early(
+        tmp_path: Any) -> None:
+    """The table `imnm serve --workers N` keeps the cards' reports in is bounded like the
+    one-worker store (it grew by every call for an hour); the replay cache has no bound, since
+    forgetting a token before it expires would let it replay. Expired rows go in both."""
+    import time as time_
+
+    from imnm.service.shared import PURGE_EVERY, SharedTable
+
+    path = str(tmp_path / "shared.db")
+    first, second = SharedTable(path, "reports", capacity=10), SharedTable(path, "reports",
+                                                                           capacity=10)
+    later = time_.time() + 3600
+    for i in range(2 * PURGE_EVERY + 1):  # two workers' writes interleaved
+        (first if i % 2 else second).insert(f"k{i}", later, f"v{i}")
+    kept = [i for i in range(2 * PURGE_EVERY + 1) if first.get(f"k{i}") is not None]
+    assert kept[-1] == 2 * PURGE_EVERY and len(kept) <= 10 + PURGE_EVERY
+    assert first.get("k0") is None and second.get(f"k{2 * PURGE_EVERY}") == f"v{2 * PURGE_EVERY}"
+
+    replay = SharedTable(path, "seen")
+    replay.insert("gone", time_.time() - 1)
+    for i in range(2 * PURGE_EVERY + 1):
+        replay.insert(f"jti{i}", later)
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(path)) as db:  # the expired row is gone, not only hidden
+        assert db.execute("SELECT COUNT(*) FROM seen WHERE key = 'gone'").fetchone() == (0,)
+    assert all(replay.get(f"jti{i}") == "" for i in range(2 * PURGE_EVERY + 1))

@@ -110,11 +110,12 @@ class Reports:
 
 class SharedReports(Reports):
     """:class:`Reports` in a SQLite file several worker processes share, so a card's link made
-    by one worker opens on any."""
+    by one worker opens on any; bounded like :class:`Reports` (the newest
+    :data:`REPORT_CAPACITY`, each for :data:`REPORT_TTL_SECONDS`)."""
 
     def __init__(self, path: str) -> None:
         super().__init__()
-        self._table = SharedTable(path, "reports")
+        self._table = SharedTable(path, "reports", capacity=REPORT_CAPACITY)
 
     def put(self, patient_json: str) -> str:
         key = str(uuid.uuid4())
