@@ -12,6 +12,14 @@ from imnm.cli._common import (
     app,
 )
 
+EVENT_LOOP = "asyncio"
+"""The event loop ``imnm serve`` asks uvicorn for, whatever else is installed. uvicorn picks
+uvloop when it is installed (``uvicorn[standard]`` installs it). Measured on this project's
+2-core machine with wrk at 50 keep-alive clients and 2 ms of work per call, uvloop starved a
+few connections: p99 1.28 s against p50 112 ms, where asyncio gave p99 123 ms against p50 117
+ms at the same throughput. httptools, the other half of ``uvicorn[standard]``, made no
+difference and is left to uvicorn's choice."""
+
 
 @app.command()
 def serve(
@@ -93,15 +101,6 @@ def serve(
         "issuers": issuers, "development": insecure_development, "registry": registry,
         "base_url": base, "max_body_bytes": int(max_body_mb * 1024 * 1024),
         "link_secret": web_secret or secrets.token_hex(32)})
-
-
-EVENT_LOOP = "asyncio"
-"""The event loop ``imnm serve`` asks uvicorn for, whatever else is installed. uvicorn picks
-uvloop when it is installed (``uvicorn[standard]`` installs it). Measured on this project's
-2-core machine with wrk at 50 keep-alive clients and 2 ms of work per call, uvloop starved a
-few connections: p99 1.28 s against p50 112 ms, where asyncio gave p99 123 ms against p50 117
-ms at the same throughput. httptools, the other half of ``uvicorn[standard]``, made no
-difference and is left to uvicorn's choice."""
 
 
 def _serve_workers(workers: int, host: str, port: int, log_config: dict[str, Any],

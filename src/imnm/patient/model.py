@@ -12,6 +12,7 @@ import datetime as dt
 import re
 import typing
 from collections.abc import Mapping
+from functools import cache
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -101,16 +102,11 @@ class Model(BaseModel):
         return data
 
 
-_NUMERIC_FIELDS: dict[type[BaseModel], frozenset[str]] = {}
-
-
+@cache
 def _numeric_fields(model: type[BaseModel]) -> frozenset[str]:
     """The names of ``model``'s fields whose type is a number (see :func:`_numeric`)."""
-    names = _NUMERIC_FIELDS.get(model)
-    if names is None:
-        names = _NUMERIC_FIELDS[model] = frozenset(
-            name for name, field in model.model_fields.items() if _numeric(field.annotation))
-    return names
+    return frozenset(name for name, field in model.model_fields.items()
+                     if _numeric(field.annotation))
 
 
 class Quantity(Model):
