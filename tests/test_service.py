@@ -725,3 +725,23 @@ def test_the_shared_reports_keep_the_newest_and_the_replay_cache_forgets_nothing
     with closing(sqlite3.connect(path)) as db:  # the expired row is gone, not only hidden
         assert db.execute("SELECT COUNT(*) FROM seen WHERE key = 'gone'").fetchone() == (0,)
     assert all(replay.get(f"jti{i}") == "" for i in range(2 * PURGE_EVERY + 1))
+
+
+def test_a_card_says_what_the_ehr_sent_that_imnm_could_not_read(dev: TestClient) -> None:
+    """A CK in a unit imnm does not convert is not used; the card counts and names it rather
+    than resting silently on the rest."""
+    import copy
+
+    body = hook_call()
+    entries = body["prefetch"]["observations"]["entry"]
+    ck = next(e["resource"] for e in entries
+              if e["resource"]["code"]["coding"][0]["code"] == "2157-6")
+    odd = copy.deepcopy(ck) | {"id": "ck-in-mg-dl"}
+    odd["valueQuantity"] = {"value": 3.1, "unit": "mg/dL"}
+    entries.append({"resource": odd})
+    cards = dev.post(f"/cds-services/{SERVICE_ID}", json=body).json()["cards"]
+    assert len(cards) == 1
+    assert "_Sent by the EHR but not read (1): Observation/ck-in-mg-dl: ck in 'mg/dL'" \
+        in cards[0]["detail"]
+    plain = dev.post(f"/cds-services/{SERVICE_ID}", json=hook_call()).json()["cards"]
+    assert "not read" not in plain[0]["detail"]

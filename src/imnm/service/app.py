@@ -281,7 +281,7 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
         if over_age_limit(prefetch["patient"]):
             # patient-view fires for every patient: one outside imnm's age range gets no card.
             return _cards_response([])
-        patient, _report = from_bundle(bundle, validate="read")  # only what imnm reads
+        patient, report = from_bundle(bundle, validate="read")  # only what imnm reads
         result = assess(patient, parameters=HOOK_PARAMETERS)
         key = reports.put(patient.model_dump_json())  # assessed again when the link is opened
         base = own_base or str(request.base_url).rstrip("/")
@@ -291,7 +291,8 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
             "signature": sign(key, context.userId, expires)}))
         return _cards_response(cards_for(
             result, knowledge, patient_ref=f"Patient/{context.patientId}",
-            report_url=link, missing_inputs=missing, unreadable_inputs=unreadable))
+            report_url=link, missing_inputs=missing, unreadable_inputs=unreadable,
+            not_read=report.ignored))
 
     @app.post(f"/cds-services/{SERVICE_ID}/feedback", summary="CDS Hooks feedback")
     def feedback(body: Feedback) -> dict[str, Any]:

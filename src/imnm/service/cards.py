@@ -31,7 +31,20 @@ def _worded(field: str, value: object) -> object:
     return load_knowledge().label(kind, value)
 
 
-def _detail(findings: list[Finding], missing_inputs: list[str]) -> str:
+def _inputs_note(missing_inputs: list[str], not_read: list[str]) -> str:
+    """What the card rests on without: prefetch the EHR did not provide, and what it sent
+    that imnm could not read (a CK in a unit it does not convert, say), counted and named."""
+    lines = []
+    if missing_inputs:
+        lines.append(f"_Not provided by the EHR: {', '.join(missing_inputs)}._")
+    if not_read:
+        more = f"; and {len(not_read) - 3} more" if len(not_read) > 3 else ""
+        lines.append(f"_Sent by the EHR but not read ({len(not_read)}): "
+                     f"{'; '.join(not_read[:3])}{more}._")
+    return "\n".join(lines)
+
+
+def _detail(findings: list[Finding], inputs_note: str) -> str:
     lines: list[str] = []
     for finding in findings:
         lines.append(f"**{finding.conclusion}**")
@@ -43,8 +56,7 @@ def _detail(findings: list[Finding], missing_inputs: list[str]) -> str:
         status = "" if finding.status.value == "confirmed" else f", {finding.status.value}"
         lines.append(f"- rule `{finding.rule_id}` (source `{finding.source}`{status})")
         lines.append("")
-    if missing_inputs:
-        lines.append(f"_Not provided by the EHR: {', '.join(missing_inputs)}._")
+    lines.append(inputs_note)
     return "\n".join(lines).strip()
 
 
@@ -58,10 +70,13 @@ def _service_request(patient_ref: str, loinc: str, display: str) -> Action:
 
 def cards_for(assessment: Assessment, knowledge: Knowledge, *, patient_ref: str,
               report_url: str | None, missing_inputs: list[str],
-              unreadable_inputs: list[str] | None = None) -> list[Card]:
+              unreadable_inputs: list[str] | None = None,
+              not_read: list[str] | None = None) -> list[Card]:
     """The cards for one patient-view call (none when nothing needs saying). Prefetch the EHR
     could not fill (an OperationOutcome) is said on a card of its own when no other card
-    speaks, so an empty answer never hides data imnm did not get."""
+    speaks, so an empty answer never hides data imnm did not get. ``not_read``: what the
+    reader could not use (:attr:`imnm.fhir.ImportReport.ignored`), said on every card."""
+    note = _inputs_note(missing_inputs, not_read or [])
     by_rule = {f.rule_id: f for f in assessment.findings}
     links = [Link(label="Full imnm assessment", url=report_url, type="absolute")] \
         if report_url else None
@@ -75,7 +90,7 @@ def cards_for(assessment: Assessment, knowledge: Knowledge, *, patient_ref: str,
             summary="Test for anti-HMGCR and anti-SRP: this dystrophy label is unconfirmed "
                     "and CK is raised (possible IMNM)",
             indicator="warning", source=_source(knowledge, test.source),
-            detail=_detail([test], missing_inputs),
+            detail=_detail([test], note),
             suggestions=[Suggestion(
                 label="Order anti-HMGCR and anti-SRP antibodies", uuid=str(uuid.uuid4()),
                 isRecommended=True, actions=[
@@ -89,7 +104,7 @@ def cards_for(assessment: Assessment, knowledge: Knowledge, *, patient_ref: str,
             summary="Positive IMNM antibody in a child labelled as a muscular dystrophy: "
                     "review the diagnosis",
             indicator="critical", source=_source(knowledge, review.source),
-            detail=_detail([review], missing_inputs), links=links))
+            detail=_detail([review], note), links=links))
     enmc = assessment.classification.enmc_2017
     if enmc.cls in IMNM_CLASSES:
         flags = [f for f in assessment.findings if f.kind.value == "red_flag"
@@ -101,7 +116,7 @@ def cards_for(assessment: Assessment, knowledge: Knowledge, *, patient_ref: str,
                     f"{len(flags)} red flag{'s' if len(flags) != 1 else ''}",
             indicator="warning" if flags else "info",
             source=_source(knowledge, enmc.source),
-            detail=_detail([conclusion, *flags], missing_inputs), links=links))
+            detail=_detail([conclusion, *flags], note), links=links))
     undetermined = by_rule.get("suspicion.undetermined")
     if undetermined is not None:
         cards.append(Card(
@@ -109,7 +124,7 @@ def cards_for(assessment: Assessment, knowledge: Knowledge, *, patient_ref: str,
             summary="Possible IMNM behind a dystrophy label: record "
                     + "; ".join(undetermined.missing)[:60] + " first",
             indicator="info", source=_source(knowledge, undetermined.source),
-            detail=_detail([undetermined], missing_inputs), links=links))
+            detail=_detail([undetermined], note), links=links))
     decisive = [k for k in unreadable_inputs or () if k in ("conditions", "observations")]
     if decisive and not cards:
         cards.append(Card(
