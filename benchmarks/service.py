@@ -136,13 +136,14 @@ async def app(scope, receive, send):
         (b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]})
     await send({"type": "http.response.body", "body": BODY})
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
-            access_log=False, loop="asyncio")
+            access_log=False, loop="asyncio", http="httptools")
 """
 
 
 def floor_server(port: int) -> subprocess.Popen[bytes]:
-    """A bare ASGI app on the same uvicorn, loop and HTTP parser, answering the same POST
-    without reading it: what one worker of this machine's HTTP stack can do at that moment."""
+    """A bare ASGI app on the same uvicorn, loop and HTTP parser (those `imnm serve` names),
+    reading the same POST and answering with no cards: what one worker of this machine's HTTP
+    stack can do at that moment."""
     server = subprocess.Popen([sys.executable, "-c", FLOOR_APP, str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until_up(server, f"http://127.0.0.1:{port}/")

@@ -79,13 +79,16 @@ def live_uvicorn(app: Any) -> Iterator[str]:
     configured URL)."""
     import uvicorn
 
+    from imnm.cli.service import EVENT_LOOP, HTTP_PARSER
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     if callable(app) and not hasattr(app, "router"):
         app = app(f"http://127.0.0.1:{port}")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+                                           log_level="warning", loop=EVENT_LOOP,
+                                           http=HTTP_PARSER))  # as `imnm serve` runs
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 10
