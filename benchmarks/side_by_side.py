@@ -7,7 +7,8 @@ the CDS Hooks service's p99 at 50 clients, and the cold start of `imnm assess`. 
 It runs benchmarks/screen.py (on ``--database``, an OMOP DuckDB file, or on generated
 realistic databases of ``--sizes``), benchmarks/service.py (2 workers) and benchmarks/assess.py
 one after the other, each writing its own results file, then prints the lines that answer the
-issue's goals together, with the machine they ran on.
+issue's goals together, with the machine they ran on (also written to
+benchmarks/results/side_by_side.txt).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def main() -> None:
                *lines("service.txt", "load generator", "50 concurrent"),
                "cold start (goal: imnm assess at most 0.3 s):",
                *lines("assess.txt", "process start to exit")]
-    print("\n".join(summary))
+    text = "\n".join(summary) + "\n"
+    print(text, end="")
+    (RESULTS / "side_by_side.txt").write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
