@@ -24,8 +24,8 @@ HTTP_PARSER = "httptools"
 ``uvicorn[standard]``, a dependency of imnm) rather than h11, written in Python. Measured on
 the 2-core machine with wrk at 50 keep-alive clients, interleaved: a bare ASGI app on one
 worker answered 7,600 to 11,300 calls/s with httptools against 2,800 to 3,500 with h11 (3
-runs each), and a patient-view call took about 2.0 against 2.3 ms of the worker's CPU (8 runs
-each)."""
+runs each), and a patient-view call took a median 2.0 against 2.5 ms of the worker's CPU
+(8 interleaved pairs of runs, httptools lower in 6)."""
 
 
 @app.command()
