@@ -125,6 +125,7 @@ def serve(port: int, workers: int) -> subprocess.Popen[bytes]:
 
 FLOOR_APP = """
 import sys, uvicorn
+from imnm.cli.service import EVENT_LOOP, HTTP_PARSER
 BODY = b'{"cards": []}'
 async def app(scope, receive, send):
     if scope["type"] != "http":
@@ -136,7 +137,7 @@ async def app(scope, receive, send):
         (b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]})
     await send({"type": "http.response.body", "body": BODY})
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
-            access_log=False, loop="asyncio", http="httptools")
+            access_log=False, loop=EVENT_LOOP, http=HTTP_PARSER)
 """
 
 
