@@ -20,6 +20,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from imnm import load_patient
 from imnm.fhir import to_bundle
 from imnm.service.app import SERVICE_ID, create_app
+from imnm.service.logs import QUERY_NOT_LOGGED, NoQueryStrings, serve_log_config
 from imnm.service.security import TokenVerifier
 from tests.conftest import EXAMPLES, live_uvicorn
 
@@ -557,9 +558,10 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
+    access_log = (tmp_path / "access.log").open("w+", encoding="utf-8")
     server = subprocess.Popen(
         [sys.executable, "-m", "imnm.cli", "serve", "--port", str(port), "--workers", "2",
-         "--issuer", f"{ISSUER}={jwks_file}"], stdout=subprocess.DEVNULL,
+         "--issuer", f"{ISSUER}={jwks_file}"], stdout=access_log,
         stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60
@@ -589,6 +591,15 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
         server.stderr.close()
     assert "Traceback" not in err
     assert err.count("Started server process") >= 2  # two workers answered
+    # The access log names each report opened, never its link's credential (query string).
+    access_log.seek(0)
+    lines = access_log.read()
+    access_log.close()
+    assert lines.count('"GET /reports/') == 4, lines[-2000:]
+    assert lines.count(f"{QUERY_NOT_LOGGED} HTTP/1.1") == 4
+    for link in links:
+        query = link.split("?", 1)[1]
+        assert query not in lines and query.split("signature=")[1] not in lines + err
 
 
 def test_each_worker_gets_its_own_socket_and_connections_reach_every_one() -> None:
@@ -685,6 +696,7 @@ def test_serve_names_the_asyncio_loop_and_the_httptools_parser_in_both_modes(
 
     def supervisor(config: Any, host: str, port: int) -> Supervisor:
         asked["loop"], asked["http"] = config.loop, config.http
+        asked["log_config"] = config.log_config
         return Supervisor()
 
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: asked.update(kw))
@@ -696,6 +708,38 @@ def test_serve_names_the_asyncio_loop_and_the_httptools_parser_in_both_modes(
     assert result.exit_code == 0, result.output
     assert asked["loop"] == "asyncio"
     assert asked["http"] == "httptools"
+    assert asked["log_config"]["handlers"]["access"]["filters"] == ["no_query_strings"]
+
+
+def test_access_lines_keep_the_path_and_drop_the_query_string() -> None:
+    """A card's report link carries its credential in the query string; uvicorn's access log
+    wrote it whole, so whoever read the log could open the child's report. The line is built
+    here as uvicorn builds it (its format, its formatter, its arguments) through the filter
+    `imnm serve` configures."""
+    import logging
+    import logging.config
+
+    import uvicorn.logging
+
+    config = serve_log_config()
+    access = config["handlers"]["access"]
+    assert config["filters"][access["filters"][0]]["()"] == "imnm.service.logs.NoQueryStrings"
+    formatter = uvicorn.logging.AccessFormatter(
+        config["formatters"]["access"]["fmt"], use_colors=False)
+    link = "/reports/5f1c?user=Practitioner%2Fdr-lee&expires=1790000000&signature=c0ffee"
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                               '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5123", "GET", link, "1.1", 200), None)
+    assert NoQueryStrings().filter(record) is True  # the line is kept
+    line = formatter.format(record)
+    assert f'"GET /reports/5f1c{QUERY_NOT_LOGGED} HTTP/1.1" 200' in line
+    assert "c0ffee" not in line and "dr-lee" not in line
+    assert "127.0.0.1:5123" in line
+    plain = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                              '%s - "%s %s HTTP/%s" %d',
+                              ("127.0.0.1:5123", "POST", "/cds-services/x", "1.1", 200), None)
+    NoQueryStrings().filter(plain)
+    assert '"POST /cds-services/x HTTP/1.1" 200' in formatter.format(plain)
 
 
 def test_the_shared_reports_keep_the_newest_and_the_replay_cache_forgets_nothing_early(

@@ -60,6 +60,7 @@ def serve(
     import uvicorn
 
     from imnm.service.app import create_app, settle_for_serving
+    from imnm.service.logs import serve_log_config
     from imnm.service.security import TokenVerifier
 
     issuers = {}
@@ -96,9 +97,7 @@ def serve(
         raise typer.Exit(EXIT_BAD_INPUT) from None
     typer.echo(f"imnm service on http://{host}:{port}, called as {base} "
                f"(API docs at /docs); {workers} worker(s)", err=True)
-    log_config = dict(uvicorn.config.LOGGING_CONFIG)
-    log_config["loggers"] = {**log_config["loggers"], "imnm": {
-        "handlers": ["default"], "level": "INFO", "propagate": False}}
+    log_config = serve_log_config()  # access lines without query strings (report links)
     if workers == 1:
         settle_for_serving()
         uvicorn.run(app_, host=host, port=port, log_level="info", log_config=log_config,
