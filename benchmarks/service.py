@@ -60,7 +60,11 @@ async def python_client(url: str, body: dict[str, object], concurrency: int,
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(timeout=30) as client:
+    # One keep-alive connection per client, as wrk keeps (httpx keeps 20 by default and
+    # would open and close the rest).
+    limits = httpx.Limits(max_connections=concurrency,
+                          max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         async def worker() -> None:
             nonlocal errors
             while time.monotonic() < deadline:
