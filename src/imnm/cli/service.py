@@ -126,7 +126,7 @@ def _serve_workers(workers: int, host: str, port: int, log_config: dict[str, Any
     with tempfile.TemporaryDirectory(prefix="imnm-serve-") as folder:
         os.environ[SERVE_ENVIRONMENT] = json.dumps(
             config | {"replay_path": os.path.join(folder, "replay.db"),
-                      "reports_path": os.path.join(folder, "reports.db")})
+                      "reports_folder": folder, "workers": workers})
         uconfig = uvicorn.Config("imnm.service.app:app_from_environment", factory=True,
                                  host=host, port=port, workers=workers, log_level="info",
                                  log_config=log_config, proxy_headers=True, loop=EVENT_LOOP,

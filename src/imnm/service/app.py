@@ -15,6 +15,7 @@ import gc
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import threading
 import time
@@ -109,21 +110,56 @@ class Reports:
 
 
 class SharedReports(Reports):
-    """:class:`Reports` in a SQLite file several worker processes share, so a card's link made
-    by one worker opens on any; bounded like :class:`Reports` (the newest
-    :data:`REPORT_CAPACITY`, each for :data:`REPORT_TTL_SECONDS`)."""
+    """:class:`Reports` that several worker processes share, so a card's link made by one
+    worker opens on any; bounded like :class:`Reports`: the newest :data:`REPORT_CAPACITY`
+    children in all (each of the ``workers`` keeps its share), each for
+    :data:`REPORT_TTL_SECONDS`.
 
-    def __init__(self, path: str) -> None:
+    Each worker writes its own SQLite file in ``folder`` and the key names the file, so any
+    worker can read it. With one file for all, every hook call of every worker queued for the
+    same write lock. Measured on the 2-core machine, each process inserting 4 KB reports with
+    1.3 ms of other work between them: with 4 processes an insert took p99 4.2 ms (max 8 to
+    16 ms, on the event loop) with one file, against 0.7 to 0.9 ms (max 5 to 6 ms) with a file
+    each; with 2, p99 1.3 against 0.9 ms and p99.9 3.0 to 3.5 against 1.6 ms (p50 about 90 µs
+    either way)."""
+
+    def __init__(self, folder: str, workers: int = 1) -> None:
         super().__init__()
-        self._table = SharedTable(path, "reports", capacity=REPORT_CAPACITY)
+        self._folder = folder
+        self._capacity = -(-REPORT_CAPACITY // max(workers, 1))  # the service's bound, shared
+        self._own: tuple[int, SharedTable] | None = None
+        self._others: dict[str, SharedTable] = {}
+
+    def _file(self, worker: str) -> str:
+        return os.path.join(self._folder, f"reports-{worker}.db")
+
+    def _mine(self) -> tuple[str, SharedTable]:
+        pid = os.getpid()
+        if self._own is None or self._own[0] != pid:  # opened in this process, never inherited
+            self._own = (pid, SharedTable(self._file(str(pid)), "reports",
+                                          capacity=self._capacity))
+        return str(pid), self._own[1]
 
     def put(self, patient_json: str) -> str:
-        key = str(uuid.uuid4())
-        self._table.insert(key, time.time() + REPORT_TTL_SECONDS, patient_json)
+        worker, table = self._mine()
+        key = f"{worker}-{uuid.uuid4()}"
+        table.insert(key, time.time() + REPORT_TTL_SECONDS, patient_json)
         return key
 
     def get(self, key: str) -> str | None:
-        return self._table.get(key)
+        worker, sep, _ = key.partition("-")
+        if not sep or not worker.isdigit():
+            return None
+        mine, table = self._mine()
+        if worker != mine:
+            with self._lock:
+                found = self._others.get(worker)
+                if found is None:
+                    if not os.path.exists(self._file(worker)):
+                        return None  # no such worker: nothing is created for a key
+                    found = self._others[worker] = SharedTable(self._file(worker), "reports")
+            table = found
+        return table.get(key)
 
 
 def over_age_limit(patient: Mapping[str, Any], today: dt.date | None = None) -> bool:
@@ -156,13 +192,14 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
                fetch_fhir: FhirFetcher = _fetch_fhir, registry: Any = None,
                base_url: str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               link_secret: str | None = None, shared_reports: str | None = None) -> FastAPI:
+               link_secret: str | None = None, reports: Reports | None = None) -> FastAPI:
     """The service. Without ``verifier`` it refuses to start unless ``development`` is set.
 
     ``base_url`` is the URL clients call (``https://imnm.example.org``): tokens must name it
     (plus the path) as their audience, cards link to it, and the clinic checks that forms are
     posted from it. It is required with a ``verifier``: the request's Host header is never
-    trusted for it.
+    trusted for it. ``reports`` keeps the children behind the cards' links: in this process
+    unless given (:class:`SharedReports` for the worker processes of one service).
     """
     if verifier is None and not development:
         raise ValueError("create_app: give a TokenVerifier, or development=True to run "
@@ -175,7 +212,7 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
     own_base = base_url.rstrip("/") if base_url else None
     link_key = (link_secret or secrets.token_hex(32)).encode()
     knowledge = load_knowledge()
-    reports = SharedReports(shared_reports) if shared_reports else Reports()
+    reports = reports if reports is not None else Reports()
     feedback_counts: dict[str, int] = {"accepted": 0, "overridden": 0}
     # API docs with Swagger UI's files served from the package, so /docs works without internet.
     app = FastAPIOffline(title="imnm", version=__version__,
@@ -372,6 +409,7 @@ def app_from_environment() -> FastAPI:
                      registry=registry, base_url=config["base_url"],
                      max_body_bytes=int(config["max_body_bytes"]),
                      link_secret=config["link_secret"],
-                     shared_reports=config["reports_path"])
+                     reports=SharedReports(config["reports_folder"],
+                                           workers=int(config.get("workers", 1))))
     settle_for_serving()
     return app
