@@ -135,10 +135,11 @@ class SharedReports(Reports):
 
     def _mine(self) -> tuple[str, SharedTable]:
         pid = os.getpid()
-        if self._own is None or self._own[0] != pid:  # opened in this process, never inherited
-            self._own = (pid, SharedTable(self._file(str(pid)), "reports",
-                                          capacity=self._capacity))
-        return str(pid), self._own[1]
+        with self._lock:  # the hook (event loop) and the report page (a thread) both come here
+            if self._own is None or self._own[0] != pid:  # opened in this process only
+                self._own = (pid, SharedTable(self._file(str(pid)), "reports",
+                                              capacity=self._capacity))
+            return str(pid), self._own[1]
 
     def put(self, patient_json: str) -> str:
         worker, table = self._mine()
