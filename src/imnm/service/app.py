@@ -127,40 +127,33 @@ class SharedReports(Reports):
         super().__init__()
         self._folder = folder
         self._capacity = -(-REPORT_CAPACITY // max(workers, 1))  # the service's bound, shared
-        self._own: tuple[int, SharedTable] | None = None
-        self._others: dict[str, SharedTable] = {}
+        self._tables: dict[str, SharedTable] = {}  # by worker (process id)
 
-    def _file(self, worker: str) -> str:
-        return os.path.join(self._folder, f"reports-{worker}.db")
-
-    def _mine(self) -> tuple[str, SharedTable]:
-        pid = os.getpid()
+    def _table(self, worker: str) -> SharedTable | None:
+        """The worker's file: this process's own is opened (created) to write; another's only
+        when it exists, so a key names no file into being."""
+        path = os.path.join(self._folder, f"reports-{worker}.db")
         with self._lock:  # the hook (event loop) and the report page (a thread) both come here
-            if self._own is None or self._own[0] != pid:  # opened in this process only
-                self._own = (pid, SharedTable(self._file(str(pid)), "reports",
-                                              capacity=self._capacity))
-            return str(pid), self._own[1]
+            table = self._tables.get(worker)
+            if table is None:
+                if worker != str(os.getpid()) and not os.path.exists(path):
+                    return None
+                table = self._tables[worker] = SharedTable(path, "reports",
+                                                           capacity=self._capacity)
+            return table
 
     def put(self, patient_json: str) -> str:
-        worker, table = self._mine()
+        worker = str(os.getpid())
+        table = self._table(worker)
+        assert table is not None  # noqa: S101 - this process's own file is always opened
         key = f"{worker}-{uuid.uuid4()}"
         table.insert(key, time.time() + REPORT_TTL_SECONDS, patient_json)
         return key
 
     def get(self, key: str) -> str | None:
         worker, sep, _ = key.partition("-")
-        if not sep or not worker.isdigit():
-            return None
-        mine, table = self._mine()
-        if worker != mine:
-            with self._lock:
-                found = self._others.get(worker)
-                if found is None:
-                    if not os.path.exists(self._file(worker)):
-                        return None  # no such worker: nothing is created for a key
-                    found = self._others[worker] = SharedTable(self._file(worker), "reports")
-            table = found
-        return table.get(key)
+        table = self._table(worker) if sep and worker.isdigit() else None
+        return table.get(key) if table is not None else None
 
 
 def over_age_limit(patient: Mapping[str, Any], today: dt.date | None = None) -> bool:
