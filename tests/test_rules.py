@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from imnm import assess
+from imnm import assess, load_patient
 from imnm.knowledge import load_knowledge
 from imnm.report.treatment import render_plan
+from imnm.rules import differential
 from imnm.rules.treatment import build_plan
 from imnm.testing import a_child
+from tests.conftest import EXAMPLES
 
 KB = load_knowledge()
 
@@ -390,3 +392,39 @@ def test_unknown_heart_and_swallowing_in_anti_hmgcr_disease_are_asked_for() -> N
     recorded = {f.rule_id for f in assess(child.with_(
         extramuscular={"cardiac": False, "dysphagia": False}).build()).findings}
     assert not {"redflag.cardiac_status_unknown", "redflag.swallowing_status_unknown"} & recorded
+
+
+# ------------------------------------------------------------------ the cards' subset
+
+@pytest.mark.parametrize("example", sorted(p.stem for p in EXAMPLES.glob("*.json")))
+def test_triage_is_the_assessment_a_card_reads(example: str) -> None:
+    # The CDS Hooks service runs triage() instead of assess(): the same rules, without the
+    # EULAR/ACR score, the differential and the summary, which no card shows.
+    from imnm.assessment import triage
+
+    patient = load_patient((EXAMPLES / f"{example}.json").read_text(encoding="utf-8"))
+    full, part = assess(patient), triage(patient)
+    assert part.suspicion == full.suspicion
+    assert (part.enmc_class, part.enmc_source) == (full.classification.enmc_2017.cls,
+                                                   full.classification.enmc_2017.source)
+    eular = ("classification.eular_acr_2017", "caution.eular_score_blind_to_imnm")
+    diff = differential.evaluate(patient, KB).findings
+    assert part.findings == tuple(f for f in full.findings if f.rule_id not in eular
+                                  and f not in diff)
+
+
+def test_what_triage_leaves_out_holds_no_red_flag() -> None:
+    # The ENMC card lists the red flags among triage's findings: no rule triage skips may
+    # give one (their kinds are in recommendations.toml, which may change).
+    import re
+    from pathlib import Path
+
+    import imnm.rules.classification as classification_rules
+
+    sources = [Path(differential.__file__).read_text(encoding="utf-8"),
+               Path(classification_rules.__file__).read_text(encoding="utf-8")]
+    ids = {i for text in sources for i in re.findall(
+        r'recommended\(\s*knowledge,\s*"([a-z_.]+)"', text)}
+    assert {"caution.high_ck_not_specific", "caution.eular_score_blind_to_imnm"} <= ids
+    assert {i: KB.recommendation(i).kind for i in ids if KB.recommendation(i).kind
+            == "red_flag"} == {}

@@ -19,7 +19,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from imnm import load_patient
 from imnm.fhir import to_bundle
-from imnm.service.app import SERVICE_ID, create_app
+from imnm.service.app import SERVICE_ID, Reports, create_app
 from imnm.service.logs import QUERY_NOT_LOGGED, NoQueryStrings, serve_log_config
 from imnm.service.security import TokenVerifier
 from tests.conftest import EXAMPLES, live_uvicorn
@@ -839,3 +839,18 @@ def test_the_workers_share_the_bound_on_reports_kept() -> None:
         kept = [i for i, key in enumerate(keys) if reports.get(key) is not None]
         assert kept[-1] == 2 * PURGE_EVERY and 25 <= len(kept) <= 25 + PURGE_EVERY
         assert reports.get(keys[0]) is None
+
+
+def test_a_child_without_a_card_leaves_no_report_behind() -> None:
+    # patient-view fires on every chart opened: only a child a card links to is kept (for the
+    # link's report), not every child whose chart was opened.
+    reports = Reports()
+    client = TestClient(create_app(development=True, reports=reports))
+    for example in ("duchenne-genetically-confirmed", "jdm-classic"):
+        response = client.post(f"/cds-services/{SERVICE_ID}", json=hook_call(example))
+        assert response.status_code == 200 and response.json() == {"cards": []}
+    assert len(reports._items) == 0
+    cards = client.post(f"/cds-services/{SERVICE_ID}",
+                        json=hook_call("case-series-2025-patient-1")).json()["cards"]
+    assert len(cards) >= 2  # several cards, one report: they share the link
+    assert len({c["links"][0]["url"] for c in cards}) == 1 and len(reports._items) == 1

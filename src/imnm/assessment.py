@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -150,6 +151,46 @@ def _summary(patient: Patient, knowledge: Knowledge) -> Summary:
     )
 
 
+def _parameters(kb: Knowledge, parameters: Mapping[str, float | bool] | None
+                ) -> dict[str, float | bool]:
+    params: dict[str, float | bool] = {k: p.value for k, p in kb.parameters.items()}
+    for key, value in (parameters or {}).items():
+        if key not in params:
+            raise KeyError(f"unknown parameter {key!r}; known: {', '.join(sorted(params))}")
+        params[key] = value
+    return params
+
+
+def _suspicion_out(sus: suspicion.Suspicion) -> SuspicionOut:
+    return SuspicionOut(test_for_imnm_antibodies=sus.test_for_imnm_antibodies,
+                        review_dystrophy_label=sus.review_dystrophy_label,
+                        undetermined=sus.undetermined)
+
+
+@dataclass(frozen=True)
+class Triage:
+    """What a CDS Hooks card says of one child, by the same rules as :func:`assess`: the
+    suspicion, the ENMC 2017 class, and the findings of both and of the work-up (where the
+    red flags are). The EULAR/ACR score, the differential and the summary, which no card
+    shows, are left out; the card's link opens the full assessment."""
+
+    suspicion: SuspicionOut
+    enmc_class: str
+    enmc_source: str
+    findings: tuple[Finding, ...]
+
+
+def triage(patient: Patient, *, knowledge: Knowledge | None = None,
+           parameters: Mapping[str, float | bool] | None = None) -> Triage:
+    """The part of :func:`assess` a CDS Hooks card says (:class:`Triage`)."""
+    kb = knowledge or load_knowledge()
+    sus = suspicion.evaluate(patient, kb, _parameters(kb, parameters))
+    enmc, enmc_finding = classification.evaluate_enmc(patient, kb)
+    return Triage(suspicion=_suspicion_out(sus), enmc_class=enmc.cls, enmc_source=enmc.source,
+                  findings=(*sus.findings, enmc_finding, *workup.evaluate(patient, kb,
+                                                                          enmc.cls)))
+
+
 def assess(
     patient: Patient | Mapping[str, Any] | str,
     *,
@@ -165,11 +206,7 @@ def assess(
     if not isinstance(patient, Patient):
         patient = load_patient(patient)
     kb = knowledge or load_knowledge()
-    params: dict[str, float | bool] = {k: p.value for k, p in kb.parameters.items()}
-    for key, value in (parameters or {}).items():
-        if key not in params:
-            raise KeyError(f"unknown parameter {key!r}; known: {', '.join(sorted(params))}")
-        params[key] = value
+    params = _parameters(kb, parameters)
 
     sus = suspicion.evaluate(patient, kb, params)
     cls = classification.evaluate(patient, kb)
@@ -183,11 +220,7 @@ def assess(
         patient_id=patient.id,
         as_of=patient.reference_date().isoformat(),
         summary=_summary(patient, kb),
-        suspicion=SuspicionOut(
-            test_for_imnm_antibodies=sus.test_for_imnm_antibodies,
-            review_dystrophy_label=sus.review_dystrophy_label,
-            undetermined=sus.undetermined,
-        ),
+        suspicion=_suspicion_out(sus),
         classification=ClassificationOut(
             enmc_2017=EnmcOut.model_validate(dict(
                 cls=enmc.cls, missing=enmc.missing, caveats=enmc.caveats,

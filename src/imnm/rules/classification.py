@@ -359,13 +359,10 @@ def score_eular(patient: Patient, knowledge: Knowledge, ck: CkSummary) -> EularR
                        {i: _why_unknown(i, patient) for i in unknown})
 
 
-def evaluate(patient: Patient, knowledge: Knowledge) -> Classification:
-    """Both classifications for one child, with their findings."""
-    ck = read_ck(patient, knowledge)
-    enmc = classify_enmc(patient, knowledge, ck)
-    eular = score_eular(patient, knowledge, ck)
-    findings: list[Finding] = []
-
+def evaluate_enmc(patient: Patient, knowledge: Knowledge, ck: CkSummary | None = None
+                  ) -> tuple[EnmcResult, Finding]:
+    """The ENMC 2017 class and its finding alone (what a CDS Hooks card says of it)."""
+    enmc = classify_enmc(patient, knowledge, read_ck(patient, knowledge) if ck is None else ck)
     words = {s.id: s.says for s in knowledge.enmc_subtypes}
     if enmc.cls in words:
         text = f"ENMC 2017: {words[enmc.cls]}."
@@ -375,11 +372,19 @@ def evaluate(patient: Patient, knowledge: Knowledge) -> Classification:
         text = "ENMC 2017: not enough data to classify."
     if enmc.caveats:
         text += " Caveat: " + "; ".join(enmc.caveats) + "."
-    findings.append(Finding(
+    return enmc, Finding(
         rule_id="classification.enmc_2017", kind=Kind.conclusion, conclusion=text,
         facts=tuple(Fact(field=e, value=why) for e, why in enmc.element_reasons.items()),
         source=enmc.source, status=enmc.status, missing=enmc.missing,
-    ))
+    )
+
+
+def evaluate(patient: Patient, knowledge: Knowledge) -> Classification:
+    """Both classifications for one child, with their findings."""
+    ck = read_ck(patient, knowledge)
+    enmc, enmc_finding = evaluate_enmc(patient, knowledge, ck)
+    eular = score_eular(patient, knowledge, ck)
+    findings: list[Finding] = [enmc_finding]
 
     item_words = {k: v.says for k, v in knowledge.eular_items.items()}
     present = [item_words[i] for i, v in eular.items.items() if v is True]

@@ -34,7 +34,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 
 from imnm import __version__
-from imnm.assessment import assess
+from imnm.assessment import assess, triage
 from imnm.errors import InputError, Problem
 from imnm.fhir import from_bundle, is_bundle
 from imnm.knowledge import load_knowledge
@@ -313,17 +313,21 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
             # patient-view fires for every patient: one outside imnm's age range gets no card.
             return _cards_response([])
         patient, report = from_bundle(bundle, validate="read")  # only what imnm reads
-        result = assess(patient, parameters=HOOK_PARAMETERS)
-        key = reports.put(patient.model_dump_json())  # assessed again when the link is opened
-        base = own_base or str(request.base_url).rstrip("/")
-        expires = int(time.time()) + REPORT_LINK_SECONDS
-        link = (f"{base}/reports/{key}?" + urlencode({
-            "user": context.userId, "expires": expires,
-            "signature": sign(key, context.userId, expires)}))
+
+        def report_link() -> str:
+            # The child is kept only when a card links to the report, and assessed in full
+            # again when the link is opened.
+            key = reports.put(patient.model_dump_json())
+            base = own_base or str(request.base_url).rstrip("/")
+            expires = int(time.time()) + REPORT_LINK_SECONDS
+            return (f"{base}/reports/{key}?" + urlencode({
+                "user": context.userId, "expires": expires,
+                "signature": sign(key, context.userId, expires)}))
+
         return _cards_response(cards_for(
-            result, knowledge, patient_ref=f"Patient/{context.patientId}",
-            report_url=link, missing_inputs=missing, unreadable_inputs=unreadable,
-            not_read=report.ignored))
+            triage(patient, knowledge=knowledge, parameters=HOOK_PARAMETERS), knowledge,
+            patient_ref=f"Patient/{context.patientId}", report_link=report_link,
+            missing_inputs=missing, unreadable_inputs=unreadable, not_read=report.ignored))
 
     @app.post(f"/cds-services/{SERVICE_ID}/feedback", summary="CDS Hooks feedback")
     def feedback(body: Feedback) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
-from imnm.assessment import Assessment
+from imnm.assessment import Triage
 from imnm.findings import Finding
 from imnm.knowledge import Knowledge
 from imnm.service.cdshooks import Action, Card, Link, Source, Suggestion
@@ -68,21 +69,32 @@ def _service_request(patient_ref: str, loinc: str, display: str) -> Action:
                  "text": display}})
 
 
-def cards_for(assessment: Assessment, knowledge: Knowledge, *, patient_ref: str,
-              report_url: str | None, missing_inputs: list[str],
+def cards_for(triage: Triage, knowledge: Knowledge, *, patient_ref: str,
+              report_link: Callable[[], str] | None, missing_inputs: list[str],
               unreadable_inputs: list[str] | None = None,
               not_read: list[str] | None = None) -> list[Card]:
     """The cards for one patient-view call (none when nothing needs saying). Prefetch the EHR
     could not fill (an OperationOutcome) is said on a card of its own when no other card
     speaks, so an empty answer never hides data imnm did not get. ``not_read``: what the
-    reader could not use (:attr:`imnm.fhir.ImportReport.ignored`), said on every card."""
+    reader could not use (:attr:`imnm.fhir.ImportReport.ignored`), said on every card.
+    ``report_link`` keeps the child's report and returns its link: called once, and only when
+    a card links to it, so a child without a card leaves nothing behind."""
     note = _inputs_note(missing_inputs, not_read or [])
-    by_rule = {f.rule_id: f for f in assessment.findings}
-    links = [Link(label="Full imnm assessment", url=report_url, type="absolute")] \
-        if report_url else None
+    by_rule = {f.rule_id: f for f in triage.findings}
+    made: list[list[Link]] = []
+
+    def links() -> list[Link] | None:
+        """The link to the full report, made (the report kept) once a card needs it."""
+        if report_link is None:
+            return None
+        if not made:
+            made.append([Link(label="Full imnm assessment", url=report_link(),
+                              type="absolute")])
+        return made[0]
+
     cards: list[Card] = []
     test = by_rule.get("suspicion.dystrophy_label_unconfirmed")
-    if assessment.suspicion.test_for_imnm_antibodies and test is not None:
+    if triage.suspicion.test_for_imnm_antibodies and test is not None:
         hmgcr = knowledge.codes_in("antibody_test", "HMGCR")[0].code
         srp = knowledge.codes_in("antibody_test", "SRP")[0].code
         cards.append(Card(
@@ -96,27 +108,26 @@ def cards_for(assessment: Assessment, knowledge: Knowledge, *, patient_ref: str,
                 isRecommended=True, actions=[
                     _service_request(patient_ref, hmgcr, "HMG-CoA reductase antibody"),
                     _service_request(patient_ref, srp, "Signal recognition particle antibody")])],
-            selectionBehavior="any", links=links))
+            selectionBehavior="any", links=links()))
     review = by_rule.get("suspicion.antibody_positive_with_dystrophy_label")
-    if assessment.suspicion.review_dystrophy_label and review is not None:
+    if triage.suspicion.review_dystrophy_label and review is not None:
         cards.append(Card(
             uuid=str(uuid.uuid4()),
             summary="Positive IMNM antibody in a child labelled as a muscular dystrophy: "
                     "review the diagnosis",
             indicator="critical", source=_source(knowledge, review.source),
-            detail=_detail([review], note), links=links))
-    enmc = assessment.classification.enmc_2017
-    if enmc.cls in IMNM_CLASSES:
-        flags = [f for f in assessment.findings if f.kind.value == "red_flag"
+            detail=_detail([review], note), links=links()))
+    if triage.enmc_class in IMNM_CLASSES:
+        flags = [f for f in triage.findings if f.kind.value == "red_flag"
                  and not f.rule_id.startswith("suspicion.")]
         conclusion = by_rule["classification.enmc_2017"]
         cards.append(Card(
             uuid=str(uuid.uuid4()),
-            summary=f"ENMC 2017: {IMNM_CLASSES[enmc.cls]}; see the treatment plan and "
-                    f"{len(flags)} red flag{'s' if len(flags) != 1 else ''}",
+            summary=f"ENMC 2017: {IMNM_CLASSES[triage.enmc_class]}; see the treatment plan "
+                    f"and {len(flags)} red flag{'s' if len(flags) != 1 else ''}",
             indicator="warning" if flags else "info",
-            source=_source(knowledge, enmc.source),
-            detail=_detail([conclusion, *flags], note), links=links))
+            source=_source(knowledge, triage.enmc_source),
+            detail=_detail([conclusion, *flags], note), links=links()))
     undetermined = by_rule.get("suspicion.undetermined")
     if undetermined is not None:
         cards.append(Card(
@@ -124,7 +135,7 @@ def cards_for(assessment: Assessment, knowledge: Knowledge, *, patient_ref: str,
             summary="Possible IMNM behind a dystrophy label: record "
                     + "; ".join(undetermined.missing)[:60] + " first",
             indicator="info", source=_source(knowledge, undetermined.source),
-            detail=_detail([undetermined], note), links=links))
+            detail=_detail([undetermined], note), links=links()))
     decisive = [k for k in unreadable_inputs or () if k in ("conditions", "observations")]
     if decisive and not cards:
         cards.append(Card(
