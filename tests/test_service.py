@@ -854,3 +854,92 @@ def test_a_child_without_a_card_leaves_no_report_behind() -> None:
                         json=hook_call("case-series-2025-patient-1")).json()["cards"]
     assert len(cards) >= 2  # several cards, one report: they share the link
     assert len({c["links"][0]["url"] for c in cards}) == 1 and len(reports._items) == 1
+
+
+def _lane_call(lane: Any, body: bytes, *, method: str = "POST", path: str = "/hook",
+               content_type: bytes | None = b"application/json") -> tuple[int, bytes]:
+    import asyncio
+
+    headers = [(b"content-type", content_type)] if content_type else []
+    scope = {"type": "http", "method": method, "path": path, "headers": headers,
+             "query_string": b"", "scheme": "http", "server": ("testserver", 80),
+             "root_path": "", "http_version": "1.1"}
+    chunks = [body[:3], body[3:]]
+    out: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        chunk = chunks.pop(0) if chunks else b""
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message: dict[str, Any]) -> None:
+        out.append(message)
+
+    asyncio.run(lane(scope, receive, send))
+    return out[0]["status"], b"".join(m.get("body", b"") for m in out[1:])
+
+
+def test_the_fast_lane_serves_well_formed_calls_and_hands_on_everything_else() -> None:
+    # imnm.service.lane: a well-formed call runs the endpoint; anything else reaches the app
+    # behind, with its body intact, so FastAPI's route answers it as before.
+    from pydantic import BaseModel
+    from starlette.responses import PlainTextResponse
+
+    from imnm.errors import InputError, Problem
+    from imnm.service.lane import FastLane
+
+    class Call(BaseModel):
+        name: str
+
+    passed_on: list[bytes] = []
+
+    async def behind(scope: Any, receive: Any, send: Any) -> None:
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message["body"], message["more_body"]
+        passed_on.append(body)
+        await PlainTextResponse("app", status_code=299)(scope, receive, send)
+
+    async def endpoint(request: Any, call: Any) -> Any:
+        if call.name == "bad":
+            raise InputError([Problem("name", "bad", "a good name")])
+        return PlainTextResponse(f"lane {call.name} {request.url.path}")
+
+    lane = FastLane(behind, path="/hook", model=Call, endpoint=endpoint,
+                    problems=lambda exc: [{"field": p.field} for p in exc.problems])
+    assert _lane_call(lane, b'{"name": "ok"}') == (200, b"lane ok /hook")
+    assert _lane_call(lane, b'{"name": "ok"}',
+                      content_type=b"Application/FHIR+JSON; charset=utf-8")[0] == 200
+    assert _lane_call(lane, b'{"name": "bad"}') == (422, b'{"problems":[{"field":"name"}]}')
+    assert passed_on == []
+    for body, kwargs in ((b'{"name": 5}', {}), (b"{not json", {}), (b"", {}),
+                         (b"[" * 5000, {}), (b'{"name": "ok"}', {"content_type": None}),
+                         (b'{"name": "ok"}', {"content_type": b"text/plain"}),
+                         (b'{"name": "ok"}', {"path": "/other"}),
+                         (b'{"name": "ok"}', {"method": "PUT"})):
+        assert _lane_call(lane, body, **kwargs) == (299, b"app")
+        assert passed_on[-1] == body
+
+
+def test_the_hook_behind_the_guard_answers_through_the_lane_and_the_route_alike(
+        dev: TestClient) -> None:
+    from imnm.service.guard import Guard
+    from imnm.service.lane import FastLane
+
+    app: Any = dev.app
+    assert [m.cls for m in app.user_middleware] == [Guard, FastLane]  # the Guard goes first
+    url = f"/cds-services/{SERVICE_ID}"
+    # Well formed, so the lane runs it: the endpoint's InputError as the app's handler says it.
+    wrong = dev.post(url, json=hook_call(hook="order-select"))
+    assert wrong.status_code == 422
+    assert wrong.json() == {"problems": [{"field": "hook", "expected": "patient-view"}]}
+    # Not the model, so FastAPI's route answers, as before the lane.
+    call = hook_call()
+    del call["hookInstance"]
+    missing = dev.post(url, json=call)
+    assert missing.status_code == 422
+    assert missing.json()["problems"][0]["field"] == "body.hookInstance"
+    assert dev.post(url, content=b"{", headers={"content-type": "application/json"}
+                    ).status_code == 422
+    assert dev.post(url, content=json.dumps(hook_call()).encode(),
+                    headers={"content-type": "text/plain"}).status_code == 422
