@@ -285,3 +285,26 @@ def test_the_light_check_names_the_whole_path_of_a_wrong_field() -> None:
     assert [(p.field, p.value, p.expected) for p in caught.value.problems] == [
         ("bundle.resource 1 (Observation).valueQuantity.value", "'high'", "a number"),
         ("bundle.resource 3 (Observation).code.coding.0.code", "5", "a string")]
+
+
+def test_the_light_check_says_array_object_and_null_where_they_are_wrong() -> None:
+    from imnm.errors import InputError
+    from imnm.fhir import from_bundle, to_bundle
+
+    bundle = to_bundle(load_patient((EXAMPLES / "case-series-2025-patient-1.json")
+                                    .read_text(encoding="utf-8")))
+    observations = [e["resource"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "Observation"]
+    observations[0]["code"]["coding"] = "LOINC 2157-6"
+    observations[1]["code"]["coding"] = [None]
+    observations[2]["code"] = ["CK"]
+    observations[3]["effectiveDateTime"] = "yesterday"
+    observations[4]["valueQuantity"] = None  # null is absent, as the readers take it
+    with pytest.raises(InputError) as caught:
+        from_bundle(bundle, validate="read")
+    assert [(p.field.split(" ", 2)[2], p.expected) for p in caught.value.problems] == [
+        ("(Observation).code.coding", "a JSON array"),
+        ("(Observation).code.coding.0", "not null"),
+        ("(Observation).code", "a JSON object"),
+        ("(Observation).effectiveDateTime",
+         "a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD[Thh:mm:ss])")]
