@@ -1,16 +1,21 @@
 """Latency and throughput of the CDS Hooks patient-view service on loopback. Run by hand:
 
     .venv/bin/python benchmarks/service.py [--seconds 15] [--workers 1 2]
+        [--concurrency 1 10 50] [--tokens]
 
-Starts `imnm serve` (development mode, so that the load generator's token signing does not
-count) on a free loopback port with each number of workers, sends patient-view calls with
-prefetch at 1, 10 and 50 concurrent connections, and prints p50/p99 latency and throughput
-(also written to benchmarks/results/service.txt). Before and after, the same load (50
-connections) goes to a bare ASGI app on the same uvicorn: this machine's speed varies by half
-from one minute to the next, and the floor shows where it stood during the run. The load
-generator is wrk (Debian's `wrk`, a C program, so the client does not compete with the server
-for the interpreter) when it is installed, else a Python asyncio client; the output says
-which. The CDS Hooks specification asks for answers "on the order of 500 ms"; issue 14 sets
+Starts `imnm serve` on a free loopback port with each number of workers, sends patient-view
+calls with prefetch at 1, 10 and 50 concurrent connections, and prints p50/p99 latency and
+throughput. By default the service runs in development mode (no token check). With --tokens it
+runs as in production: a JWKS file names a local issuer, and every call carries its own
+RS384 token (aud the service's URL, a fresh jti), signed before each level is timed, so each
+call pays the signature check and the insert into the shared replay cache; a call for which
+no token was signed in time would be refused and counted as an error. The figures are written
+to benchmarks/results/service.txt (service-tokens.txt with --tokens). Before and after, the
+same load (50 connections) goes to a bare ASGI app on the same uvicorn: this machine's speed
+varies by half from one minute to the next, and the floor shows where it stood during the run.
+The load generator is wrk (Debian's `wrk`, a C program, so the client does not compete with
+the server for the interpreter) when it is installed, else a Python asyncio client; the output
+says which. The CDS Hooks specification asks for answers "on the order of 500 ms"; issue 14 sets
 p99 at most 50 ms with 50 clients.
 """
 
@@ -56,7 +61,8 @@ def payload() -> dict[str, object]:
 
 
 async def python_client(url: str, body: dict[str, object], concurrency: int,
-                        seconds: float) -> tuple[list[float], int]:
+                        seconds: float, tokens: list[str] | None = None
+                        ) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
@@ -69,7 +75,8 @@ async def python_client(url: str, body: dict[str, object], concurrency: int,
             nonlocal errors
             while time.monotonic() < deadline:
                 start = time.perf_counter()
-                response = await client.post(url, json=body)
+                headers = {"authorization": f"Bearer {tokens.pop()}"} if tokens else {}
+                response = await client.post(url, json=body, headers=headers)
                 latencies.append(time.perf_counter() - start)
                 errors += response.status_code != 200
 
@@ -91,15 +98,44 @@ done = function(summary, latency, requests)
 end
 """
 
+# With --tokens: each wrk thread takes every n-th of the signed tokens, one per call.
+WRK_TOKENS = """
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  local threads = tonumber(os.getenv("IMNM_THREADS"))
+  tokens, n, i = {}, 0, 0
+  for line in io.lines(os.getenv("IMNM_TOKENS")) do
+    if i % threads == id then table.insert(tokens, line) end
+    i = i + 1
+  end
+end
+function request()
+  n = n + 1
+  local token = tokens[n] or "none-left"
+  return wrk.format(nil, nil, {["Content-Type"] = "application/json",
+                               ["Authorization"] = "Bearer " .. token}, nil)
+end
+"""
 
-def run_wrk(url: str, body_path: Path, script: Path, concurrency: int, seconds: float
-            ) -> tuple[float, float, float, int, int]:
+TOKENS_PER_SECOND = 2500
+"""Tokens signed per second of a level (operational): above any rate measured here (1,326
+calls/s at most); a call beyond them would be a 401, counted as an error."""
+
+
+def run_wrk(url: str, body_path: Path, script: Path, concurrency: int, seconds: float,
+            tokens_path: Path | None = None) -> tuple[float, float, float, int, int]:
     """(p50 ms, p99 ms, calls/s, calls, errors) from wrk."""
     threads = min(2, concurrency)
+    extra = {"IMNM_TOKENS": str(tokens_path), "IMNM_THREADS": str(threads)} \
+        if tokens_path else {}
     output = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds:.0f}s",
          "--latency", "-s", str(script), url], capture_output=True, text=True, check=True,
-        env=os.environ | {"IMNM_BODY": str(body_path)}).stdout
+        env=os.environ | {"IMNM_BODY": str(body_path)} | extra).stdout
     found = re.search(r"IMNM (\d+) (\d+) (\d+) (\d+) (\d+)", output)
     if found is None:
         raise RuntimeError(f"wrk said: {output[-500:]}")
@@ -118,10 +154,12 @@ def wait_until_up(server: subprocess.Popen[bytes], url: str) -> None:
     raise RuntimeError("the server did not start")
 
 
-def serve(port: int, workers: int) -> subprocess.Popen[bytes]:
+def serve(port: int, workers: int, jwks: Path | None = None) -> subprocess.Popen[bytes]:
+    """`imnm serve`: in development mode, or trusting the issuer in the ``jwks`` file."""
+    security = ["--issuer", f"{ISSUER}={jwks}"] if jwks else ["--insecure-development"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "imnm.cli", "serve", "--port", str(port),
-         "--insecure-development", "--workers", str(workers)],
+        [sys.executable, "-m", "imnm.cli", "serve", "--port", str(port), *security,
+         "--workers", str(workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until_up(server, f"http://127.0.0.1:{port}/knowledge")
     return server
@@ -155,6 +193,33 @@ def floor_server(port: int) -> subprocess.Popen[bytes]:
     return server
 
 
+ISSUER = "https://ehr.benchmark.invalid"
+
+
+class Issuer:
+    """A local token issuer: an RS384 key, its JWKS file, and tokens for one audience."""
+
+    def __init__(self, folder: Path) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from jwt.algorithms import RSAAlgorithm
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.jwks = folder / "jwks.json"
+        public = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
+        self.jwks.write_text(json.dumps({"keys": [public | {"kid": "bench", "alg": "RS384"}]}),
+                             encoding="utf-8")
+
+    def tokens(self, audience: str, count: int) -> list[str]:
+        import uuid
+
+        import jwt
+
+        now = int(time.time())
+        return [jwt.encode({"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 300,
+                            "jti": str(uuid.uuid4())}, self.key, algorithm="RS384",
+                           headers={"kid": "bench", "typ": "JWT"}) for _ in range(count)]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -166,25 +231,40 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15, help="per concurrency level")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--tokens", action="store_true",
+                        help="production mode: an RS384 token per call (see above)")
     args = parser.parse_args()
     tool = "wrk" if shutil.which("wrk") else "python asyncio client (wrk not installed)"
     body = payload()
     lines = [f"machine: {platform.platform()}, python {platform.python_version()}, "
              f"{os.cpu_count()} cores; load generator: {tool}; {args.seconds:g} s per level; "
-             f"payload {len(json.dumps(body)):,} bytes; development mode (no token check)"]
+             f"payload {len(json.dumps(body)):,} bytes; "
+             + ("production mode (an RS384 token per call, shared replay cache)" if args.tokens
+                else "development mode (no token check)")]
     with tempfile.TemporaryDirectory() as folder:
         body_path = Path(folder) / "body.json"
         body_path.write_text(json.dumps(body), encoding="utf-8")
         script = Path(folder) / "post.lua"
         script.write_text(WRK_SCRIPT, encoding="utf-8")
 
-        def measure(url: str, concurrency: int) -> str:
+        issuer = Issuer(Path(folder)) if args.tokens else None
+        token_script = Path(folder) / "tokens.lua"
+        token_script.write_text(WRK_SCRIPT + WRK_TOKENS, encoding="utf-8")
+        tokens_path = Path(folder) / "tokens.txt"
+
+        def measure(url: str, concurrency: int, signed: bool = False) -> str:
+            tokens = None
+            if signed and issuer is not None:  # signed now: iat must be recent
+                tokens = issuer.tokens(url, int(TOKENS_PER_SECOND * args.seconds))
+                tokens_path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
             if tool == "wrk":
-                p50, p99, rate, calls, errors = run_wrk(url, body_path, script, concurrency,
-                                                        args.seconds)
+                p50, p99, rate, calls, errors = run_wrk(
+                    url, body_path, token_script if tokens else script, concurrency,
+                    args.seconds, tokens_path if tokens else None)
             else:
                 latencies, errors = asyncio.run(
-                    python_client(url, body, concurrency, args.seconds))
+                    python_client(url, body, concurrency, args.seconds, tokens))
                 ms = sorted(t * 1000 for t in latencies)
                 p50, p99 = statistics.median(ms), ms[int(0.99 * (len(ms) - 1))]
                 calls, rate = len(ms), len(ms) / args.seconds
@@ -205,12 +285,14 @@ def main() -> None:
         floor("before")
         for workers in args.workers:
             port = free_port()
-            server = serve(port, workers)
+            server = serve(port, workers, issuer.jwks if issuer else None)
             url = f"http://127.0.0.1:{port}/cds-services/imnm-patient-view"
             try:
-                asyncio.run(python_client(url, body, 1, 2))  # warm-up
-                for concurrency in (1, 10, 50):
-                    lines.append(f"{workers} worker(s), " + measure(url, concurrency))
+                warm = issuer.tokens(url, 1500) if issuer else None
+                asyncio.run(python_client(url, body, 1, 2, warm))  # warm-up
+                for concurrency in args.concurrency:
+                    lines.append(f"{workers} worker(s), "
+                                 + measure(url, concurrency, signed=True))
                     print(lines[-1], flush=True)
             finally:
                 server.terminate()
@@ -219,7 +301,8 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text, end="")
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "service.txt").write_text(text, encoding="utf-8")
+    name = "service-tokens.txt" if args.tokens else "service.txt"
+    (ROOT / "benchmarks" / "results" / name).write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

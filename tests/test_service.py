@@ -185,6 +185,16 @@ def test_valid_tokens_rs384_and_es384(secured: TestClient) -> None:
     assert secured.get("/cds-services").status_code == 401
 
 
+def _segments(header: Any, claims: Any = None) -> str:
+    """A token of two JSON segments and a made-up signature (it reaches no key)."""
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": SERVICE_URL, "iat": now, "exp": now + 300,
+              "jti": str(uuid.uuid4())} if claims is None else claims
+    parts = [jwt.utils.base64url_encode(json.dumps(x).encode()).decode()
+             for x in (header, claims)]
+    return ".".join([*parts, "c2ln"])
+
+
 def _none_token() -> str:
     header = jwt.utils.base64url_encode(json.dumps({"alg": "none", "kid": "rsa1"}).encode())
     now = int(time.time())
@@ -207,6 +217,10 @@ def _none_token() -> str:
     pytest.param(lambda: token(SERVICE_URL, iss="https://evil.example.org"), id="issuer"),
     pytest.param(lambda: token(SERVICE_URL, kid="unknown"), id="unknown-kid"),
     pytest.param(lambda: "not-a-token", id="malformed"),
+    *(pytest.param(lambda bad=bad: bad, id=f"malformed-{i}") for i, bad in enumerate((
+        "a.b", "!!!.e30.x", "e30.e30", "W10.e30.x", "bm90IGpzb24.e30.x", "/w.e30.x",
+        _segments({"alg": ["RS384"], "kid": "rsa1"}), _segments({"alg": "RS384", "kid": {}}),
+        _segments({"alg": "RS384", "kid": "rsa1"}, []), _segments({"alg": "RS384"})))),
     pytest.param(lambda: token(SERVICE_URL, jti=""), id="empty-jti"),  # issue 12
     pytest.param(lambda: token(SERVICE_URL, jti="   "), id="blank-jti"),
 ])

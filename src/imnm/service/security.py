@@ -15,6 +15,7 @@ cannot be had at all, :class:`KeysUnavailable` (the service answers 503).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -22,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -111,6 +113,32 @@ def _keys_of(jwks: object) -> list[Mapping[str, Any]]:
     return keys
 
 
+def _segment(part: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def _unverified(token: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """A token's header and claims, read without checking anything, only to choose the key
+    that verifies it: PyJWT then reads the token again, strictly, and checks it. (Its own
+    unverified reads validate the base64 character by character in Python, about 65 µs per
+    read; two of them were half the cost of verifying a token.)"""
+    try:
+        head, body, _signature = token.split(".")
+        header, claims = _segment(head), _segment(body)
+    except (ValueError, TypeError, RecursionError):  # binascii.Error, JSON and UTF-8 errors too
+        raise Unauthorized("malformed token") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict) or not all(
+            isinstance(header.get(name, ""), str) for name in ("alg", "kid")):
+        raise Unauthorized("malformed token")
+    return header, claims
+
+
+@lru_cache(maxsize=64)
+def _public_key(jwk: str, algorithm: str) -> Any:
+    """The key object of a JWK (JSON text), built once: building it took about 20 µs a call."""
+    return PyJWK(json.loads(jwk), algorithm=algorithm).key
+
+
 @dataclass
 class _CachedKeys:
     keys: list[Mapping[str, Any]] | None = None
@@ -166,11 +194,7 @@ class TokenVerifier:
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("no bearer token")
         token = authorization.removeprefix("Bearer ").strip()
-        try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
-            raise Unauthorized("malformed token") from None
+        header, unverified = _unverified(token)
         if header.get("alg") not in ALLOWED_ALGORITHMS:
             raise Unauthorized("algorithm not allowed")
         kid = header.get("kid")
@@ -183,9 +207,9 @@ class TokenVerifier:
         if not keys:
             raise Unauthorized("unknown kid")
         try:
-            key = PyJWK(dict(keys[0]), algorithm=header["alg"])
+            key = _public_key(json.dumps(keys[0], sort_keys=True), header["alg"])
             claims: dict[str, Any] = jwt.decode(
-                token, key=key.key, algorithms=[header["alg"]], audience=audience,
+                token, key=key, algorithms=[header["alg"]], audience=audience,
                 issuer=issuer, leeway=LEEWAY_SECONDS,
                 options={"require": ["iss", "aud", "exp", "iat", "jti"]})
         except jwt.ExpiredSignatureError:
