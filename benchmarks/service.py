@@ -234,6 +234,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--tokens", action="store_true",
                         help="production mode: an RS384 token per call (see above)")
+    parser.add_argument("--results", help="file name in benchmarks/results (default "
+                        "service.txt, or service-tokens.txt with --tokens)")
     args = parser.parse_args()
     tool = "wrk" if shutil.which("wrk") else "python asyncio client (wrk not installed)"
     body = payload()
@@ -301,7 +303,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text, end="")
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    name = "service-tokens.txt" if args.tokens else "service.txt"
+    name = args.results or ("service-tokens.txt" if args.tokens else "service.txt")
     (ROOT / "benchmarks" / "results" / name).write_text(text, encoding="utf-8")
 
 

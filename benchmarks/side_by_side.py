@@ -5,10 +5,12 @@ the CDS Hooks service's p99 at 50 clients, and the cold start of `imnm assess`. 
     .venv/bin/python benchmarks/side_by_side.py --sizes 1000000
 
 It runs benchmarks/screen.py (on ``--database``, an OMOP DuckDB file, or on generated
-realistic databases of ``--sizes``), benchmarks/service.py (2 workers) and benchmarks/assess.py
-one after the other, each writing its own results file, then prints the lines that answer the
-issue's goals together, with the machine they ran on (also written to
-benchmarks/results/side_by_side.txt).
+realistic databases of ``--sizes``), benchmarks/service.py (2 workers at 50 clients, once in
+development mode and once as in production, with an RS384 token per call, as issue 14
+measured) and benchmarks/assess.py one after the other, each writing its own results file
+(the service's as side_by_side-service*.txt, so that the README's tables keep their runs),
+then prints the lines that answer the issue's goals together, with the machine they ran on
+(also written to benchmarks/results/side_by_side.txt).
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ def main() -> None:
     screen = ["--database", args.database] if args.database else \
         ["--sizes", *map(str, args.sizes)]
     run("screen.py", *screen, "--rounds", str(args.rounds))
-    run("service.py", "--workers", "2", "--seconds", f"{args.service_seconds:g}")
+    service = ["--workers", "2", "--concurrency", "50", "--seconds",
+               f"{args.service_seconds:g}"]
+    run("service.py", *service, "--results", "side_by_side-service.txt")
+    run("service.py", *service, "--tokens", "--results", "side_by_side-service-tokens.txt")
     run("assess.py", "--runs", str(args.cold_runs))
     screen_file = "screen-database.txt" if args.database else "screen.txt"
     summary = [f"machine: {platform.platform()}, python {platform.python_version()}",
@@ -54,7 +59,8 @@ def main() -> None:
                *lines(screen_file, "children (from", "children (generated",
                       "screen / hand-written"),
                "CDS Hooks patient-view (goal: p99 at most 50 ms with 50 clients):",
-               *lines("service.txt", "load generator", "50 concurrent"),
+               *lines("side_by_side-service.txt", "load generator", "50 concurrent"),
+               *lines("side_by_side-service-tokens.txt", "load generator", "50 concurrent"),
                "cold start (goal: imnm assess at most 0.3 s):",
                *lines("assess.txt", "process start to exit")]
     text = "\n".join(summary) + "\n"
