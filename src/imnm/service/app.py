@@ -267,8 +267,8 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
               response_model_exclude_none=True, summary="CDS Hooks patient-view service",
               responses={412: {"description": "No prefetch and no FHIR server to call"}})
     async def patient_view(request: Request, call: HookRequest) -> Response:
-        # async, so the call runs on the event loop: reading and assessing take about 1.5 ms
-        # of CPU, and handing a sync endpoint to a thread cost more than that (GIL hand-over;
+        # async, so the call runs on the event loop: reading and triage take about 1 ms of
+        # CPU, and handing a sync endpoint to a thread cost more than that (GIL hand-over;
         # 4.9 ms against 2.2 ms per call, measured in process). Only the FHIR server, when
         # the EHR sent no prefetch, is awaited in a thread.
         if call.hook != "patient-view":

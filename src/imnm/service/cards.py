@@ -1,4 +1,4 @@
-"""From an assessment to CDS Hooks cards."""
+"""From a child's triage (:func:`imnm.assessment.triage`) to CDS Hooks cards."""
 
 from __future__ import annotations
 
