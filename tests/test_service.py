@@ -957,3 +957,25 @@ def test_the_hook_behind_the_guard_answers_through_the_lane_and_the_route_alike(
                     ).status_code == 422
     assert dev.post(url, content=json.dumps(hook_call()).encode(),
                     headers={"content-type": "text/plain"}).status_code == 422
+
+
+@pytest.mark.parametrize("example", ["lgmd-label-never-tested", "case-series-2025-patient-1",
+                                     "anti-srp-line-blot", "duchenne-genetically-confirmed"])
+def test_the_lane_and_the_fastapi_route_give_the_same_cards(example: str) -> None:
+    from imnm.service.lane import FastLane
+
+    def cards(client: TestClient, call: dict[str, Any]) -> Any:
+        response = client.post(f"/cds-services/{SERVICE_ID}", json=call)
+        assert response.status_code == 200
+        text = response.text
+        for card in response.json()["cards"]:  # fresh per call: uuids and the signed link
+            for value in [card["uuid"], *(s["uuid"] for s in card.get("suggestions", [])),
+                          *(link["url"] for link in card.get("links", []))]:
+                text = text.replace(value, "")
+        return json.loads(text)
+
+    with_lane = create_app(development=True)
+    without = create_app(development=True)
+    without.user_middleware = [m for m in without.user_middleware if m.cls is not FastLane]
+    call = hook_call(example)
+    assert cards(TestClient(with_lane), call) == cards(TestClient(without), call)
