@@ -308,3 +308,27 @@ def test_the_light_check_says_array_object_and_null_where_they_are_wrong() -> No
         ("(Observation).code", "a JSON object"),
         ("(Observation).effectiveDateTime",
          "a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD[Thh:mm:ss])")]
+
+
+def test_an_antibody_is_read_from_its_words_and_other_results_are_counted() -> None:
+    # Every result without a code imnm knows is tried as an antibody by its words; the many
+    # that are not one (a haemoglobin) are named as unused, without an error built for each.
+    from imnm.fhir import from_bundle, to_bundle
+    from imnm.vocabulary import Antibody, antibody_named
+
+    assert antibody_named("anti-HMG-CoA reductase") is Antibody.HMGCR
+    assert antibody_named("Hemoglobin") is None
+    bundle = to_bundle(load_patient((EXAMPLES / "lgmd-label-never-tested.json")
+                                    .read_text(encoding="utf-8")))
+    bundle["entry"] += [{"resource": {
+        "resourceType": "Observation", "id": "srp-by-words", "status": "final",
+        "code": {"text": "Anti-SRP antibody"}, "valueString": "positive"}}] + [
+        {"resource": {"resourceType": "Observation", "id": f"hb{i}", "status": "final",
+                      "code": {"coding": [{"system": "http://loinc.org", "code": "718-7",
+                                           "display": "Hemoglobin"}]},
+                      "valueQuantity": {"value": 12.5, "unit": "g/dL"}}} for i in range(3)]
+    patient, report = from_bundle(bundle, validate="read")
+    assert patient.antibodies[Antibody.SRP].status.value == "positive"
+    assert [c for c in report.unrecognised_codes if "718-7" in c] == [
+        f"Observation/hb{i}: Observation http://loinc.org|718-7 is not used by imnm"
+        for i in range(3)]

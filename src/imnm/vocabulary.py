@@ -84,9 +84,16 @@ _ANTIBODY_ALIASES.update(
 )
 
 
+def antibody_named(name: str) -> Antibody | None:
+    """The :class:`Antibody` a spelling such as ``anti-HMGCR`` or ``Mi-2α`` names, or None
+    (for readers that try every result's words: no error is built for the many that are not
+    antibodies)."""
+    return _ANTIBODY_ALIASES.get(_squash(name))
+
+
 def parse_antibody(name: str) -> Antibody:
     """Map a spelling such as ``anti-HMGCR`` or ``Mi-2α`` to an :class:`Antibody`."""
-    found = _ANTIBODY_ALIASES.get(_squash(name))
+    found = antibody_named(name)
     if found is None:
         raise field_error(name, name,
                    f"an antibody name, one of {', '.join(a.value for a in Antibody)}")

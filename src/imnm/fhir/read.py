@@ -48,9 +48,10 @@ from imnm.fhir.common import (
 )
 from imnm.jsonio import parse_json
 from imnm.knowledge import Knowledge, load_knowledge
-from imnm.patient import Drug, Patient, load_patient, parse_antibody
+from imnm.patient import Drug, Patient, load_patient
 from imnm.patient.reading import validate_patient
 from imnm.quantities import read_activity_unit
+from imnm.vocabulary import antibody_named
 
 
 def _set_path(target: dict[str, Any], path: str, value: Any, as_list: bool) -> None:
@@ -206,10 +207,8 @@ def _antibody_name(resource: Mapping[str, Any], loinc: dict[str, tuple[str, str 
                                          if c.get("display")), "") or "")
     words = [w for w in text.replace("-", " ").split() if w.lower() not in (
         "antibody", "antibodies", "ab", "igg", "serum", "in", "level", "anti")]
-    try:
-        return parse_antibody("".join(words)).value if words else None
-    except ValueError:
-        return None
+    found = antibody_named("".join(words)) if words else None
+    return found.value if found is not None else None
 
 
 def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[str, Any]],
