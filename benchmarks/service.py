@@ -42,7 +42,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def payload() -> dict[str, object]:
+EXTRA_RESULT: dict[str, object] = {
+    "resourceType": "Observation", "status": "final", "effectiveDateTime": "2024-01-01",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "718-7", "display": "Hemoglobin"}]},
+    "valueQuantity": {"value": 12.5, "unit": "g/dL", "system": "http://unitsofmeasure.org",
+                      "code": "g/dL"}}
+"""A laboratory result imnm does not use (haemoglobin), for --extra-results."""
+
+
+def payload(extra_results: int = 0) -> dict[str, object]:
     from imnm import load_patient
     from imnm.fhir import to_bundle
 
@@ -54,6 +62,8 @@ def payload() -> dict[str, object]:
                 "entry": [{"resource": r} for r in resources if r["resourceType"] == kind]}
 
     person = next(r for r in resources if r["resourceType"] == "Patient")
+    resources += [EXTRA_RESULT | {"id": f"extra-{i}", "subject": {
+        "reference": f"Patient/{person['id']}"}} for i in range(extra_results)]
     return {"hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
             "context": {"userId": "Practitioner/bench", "patientId": person["id"]},
             "prefetch": {"patient": person, "conditions": searchset("Condition"),
@@ -234,14 +244,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--tokens", action="store_true",
                         help="production mode: an RS384 token per call (see above)")
+    parser.add_argument("--extra-results", type=int, default=0,
+                        help="laboratory results imnm does not use, added to the prefetch (a "
+                        "real child's record holds tens to thousands)")
     parser.add_argument("--results", help="file name in benchmarks/results (default "
                         "service.txt, or service-tokens.txt with --tokens)")
     args = parser.parse_args()
     tool = "wrk" if shutil.which("wrk") else "python asyncio client (wrk not installed)"
-    body = payload()
+    body = payload(args.extra_results)
     lines = [f"machine: {platform.platform()}, python {platform.python_version()}, "
              f"{os.cpu_count()} cores; load generator: {tool}; {args.seconds:g} s per level; "
-             f"payload {len(json.dumps(body)):,} bytes; "
+             f"payload {len(json.dumps(body)):,} bytes"
+             + (f" ({args.extra_results} unused results added)" if args.extra_results else "")
+             + "; "
              + ("production mode (an RS384 token per call, shared replay cache)" if args.tokens
                 else "development mode (no token check)")]
     with tempfile.TemporaryDirectory() as folder:
