@@ -270,14 +270,20 @@ def test_the_light_check_turns_any_value_in_a_read_field_into_a_clear_error() ->
     check()
 
 
+def _bundle_and_observations(example: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An example child as a Bundle, and its Observations (to change in place)."""
+    from imnm.fhir import to_bundle
+
+    bundle = to_bundle(load_patient((EXAMPLES / f"{example}.json").read_text(encoding="utf-8")))
+    return bundle, [e["resource"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "Observation"]
+
+
 def test_the_light_check_names_the_whole_path_of_a_wrong_field() -> None:
     from imnm.errors import InputError
-    from imnm.fhir import from_bundle, to_bundle
+    from imnm.fhir import from_bundle
 
-    bundle = to_bundle(load_patient((EXAMPLES / "case-series-2025-patient-1.json")
-                                    .read_text(encoding="utf-8")))
-    observations = [e["resource"] for e in bundle["entry"]
-                    if e["resource"]["resourceType"] == "Observation"]
+    bundle, observations = _bundle_and_observations("case-series-2025-patient-1")
     observations[0]["valueQuantity"]["value"] = "high"
     observations[1]["code"]["coding"][0]["code"] = 5
     with pytest.raises(InputError) as caught:
@@ -289,12 +295,9 @@ def test_the_light_check_names_the_whole_path_of_a_wrong_field() -> None:
 
 def test_the_light_check_says_array_object_and_null_where_they_are_wrong() -> None:
     from imnm.errors import InputError
-    from imnm.fhir import from_bundle, to_bundle
+    from imnm.fhir import from_bundle
 
-    bundle = to_bundle(load_patient((EXAMPLES / "case-series-2025-patient-1.json")
-                                    .read_text(encoding="utf-8")))
-    observations = [e["resource"] for e in bundle["entry"]
-                    if e["resource"]["resourceType"] == "Observation"]
+    bundle, observations = _bundle_and_observations("case-series-2025-patient-1")
     observations[0]["code"]["coding"] = "LOINC 2157-6"
     observations[1]["code"]["coding"] = [None]
     observations[2]["code"] = ["CK"]
@@ -313,13 +316,12 @@ def test_the_light_check_says_array_object_and_null_where_they_are_wrong() -> No
 def test_an_antibody_is_read_from_its_words_and_other_results_are_counted() -> None:
     # Every result without a code imnm knows is tried as an antibody by its words; the many
     # that are not one (a haemoglobin) are named as unused, without an error built for each.
-    from imnm.fhir import from_bundle, to_bundle
+    from imnm.fhir import from_bundle
     from imnm.vocabulary import Antibody, antibody_named
 
     assert antibody_named("anti-HMG-CoA reductase") is Antibody.HMGCR
     assert antibody_named("Hemoglobin") is None
-    bundle = to_bundle(load_patient((EXAMPLES / "lgmd-label-never-tested.json")
-                                    .read_text(encoding="utf-8")))
+    bundle, _ = _bundle_and_observations("lgmd-label-never-tested")
     bundle["entry"] += [{"resource": {
         "resourceType": "Observation", "id": "srp-by-words", "status": "final",
         "code": {"text": "Anti-SRP antibody"}, "valueString": "positive"}}] + [

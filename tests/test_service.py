@@ -185,23 +185,18 @@ def test_valid_tokens_rs384_and_es384(secured: TestClient) -> None:
     assert secured.get("/cds-services").status_code == 401
 
 
-def _segments(header: Any, claims: Any = None) -> str:
-    """A token of two JSON segments and a made-up signature (it reaches no key)."""
+def _segments(header: Any, claims: Any = None, signature: str = "c2ln") -> str:
+    """A token of two JSON segments (valid claims unless given) and a made-up signature."""
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": SERVICE_URL, "iat": now, "exp": now + 300,
               "jti": str(uuid.uuid4())} if claims is None else claims
     parts = [jwt.utils.base64url_encode(json.dumps(x).encode()).decode()
              for x in (header, claims)]
-    return ".".join([*parts, "c2ln"])
+    return ".".join([*parts, signature])
 
 
 def _none_token() -> str:
-    header = jwt.utils.base64url_encode(json.dumps({"alg": "none", "kid": "rsa1"}).encode())
-    now = int(time.time())
-    body = jwt.utils.base64url_encode(json.dumps({
-        "iss": ISSUER, "aud": SERVICE_URL, "iat": now, "exp": now + 300,
-        "jti": str(uuid.uuid4())}).encode())
-    return f"{header.decode()}.{body.decode()}."
+    return _segments({"alg": "none", "kid": "rsa1"}, signature="")
 
 
 @pytest.mark.parametrize("make", [

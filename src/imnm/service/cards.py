@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from functools import cache
 
 from imnm.assessment import Triage
 from imnm.findings import Finding
@@ -81,16 +82,13 @@ def cards_for(triage: Triage, knowledge: Knowledge, *, patient_ref: str,
     a card links to it, so a child without a card leaves nothing behind."""
     note = _inputs_note(missing_inputs, not_read or [])
     by_rule = {f.rule_id: f for f in triage.findings}
-    made: list[list[Link]] = []
 
+    @cache
     def links() -> list[Link] | None:
         """The link to the full report, made (the report kept) once a card needs it."""
         if report_link is None:
             return None
-        if not made:
-            made.append([Link(label="Full imnm assessment", url=report_link(),
-                              type="absolute")])
-        return made[0]
+        return [Link(label="Full imnm assessment", url=report_link(), type="absolute")]
 
     cards: list[Card] = []
     test = by_rule.get("suspicion.dystrophy_label_unconfirmed")

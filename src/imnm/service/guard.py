@@ -92,16 +92,7 @@ class Guard:
                 await self._too_large(send)
                 return
             more = message.get("more_body", False)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(bytes(body), receive), send)
 
     async def _too_large(self, send: Send) -> None:
         await _respond(send, 413, json.dumps({"problems": [{
@@ -123,6 +114,21 @@ class Guard:
             await send(message)
 
         return wrapped
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the whole ``body`` (already read) as one message, then hands
+    on to ``receive`` (for the disconnect)."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
 
 
 async def _respond(send: Send, status: int, body: bytes,

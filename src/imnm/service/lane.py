@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from imnm.errors import InputError
-from imnm.service.guard import ASGIApp, Message, Receive, Scope, Send
+from imnm.service.guard import ASGIApp, Receive, Scope, Send, replay
 
 Endpoint = Callable[[Request, Any], Awaitable[Response]]
 
@@ -68,9 +68,9 @@ class FastLane:
         except (ValueError, RecursionError, ValidationError):  # (JSONDecodeError is one)
             call = None
         if call is None:  # FastAPI's route says what is wrong, in its own words
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
-        request = Request(scope, _replay(body, receive))
+        request = Request(scope, replay(body, receive))
         try:
             response = await self.endpoint(request, call)
         except InputError as exc:
@@ -88,16 +88,3 @@ async def _read(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
