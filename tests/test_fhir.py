@@ -334,3 +334,99 @@ def test_an_antibody_is_read_from_its_words_and_other_results_are_counted() -> N
     assert [c for c in report.unrecognised_codes if "718-7" in c] == [
         f"Observation/hb{i}: Observation http://loinc.org|718-7 is not used by imnm"
         for i in range(3)]
+
+
+def _haemoglobin(i: int, **fields: Any) -> dict[str, Any]:
+    return {"resource": {"resourceType": "Observation", "id": f"hb{i}", "status": "final",
+                         "code": {"coding": [{"system": "http://loinc.org", "code": "718-7",
+                                              "display": "Hemoglobin"}]},
+                         "valueQuantity": {"value": 12.5, "unit": "g/dL"}} | fields}
+
+
+def test_of_a_result_imnm_does_not_use_only_status_and_code_are_checked() -> None:
+    # A real record sends hundreds of results imnm does not use; their other fields are not
+    # read, so a wrong one there does not refuse the child. The same fields on a result imnm
+    # uses (a CK) still give the clear error, and so do a wrong status or code on any.
+    wrong = {"effectiveDateTime": "yesterday", "valueQuantity": "12.5 g/dL",
+             "interpretation": "H", "referenceRange": [None]}
+    bundle, observations = _bundle_and_observations("lgmd-label-never-tested")
+    bundle["entry"].append(_haemoglobin(1, **wrong))
+    patient, report = from_bundle(bundle, validate="read")
+    assert patient.ck and any(c.startswith("Observation/hb1: Observation http://loinc.org|718-7")
+                              for c in report.unrecognised_codes)
+    ck = next(o for o in observations if o["code"]["coding"][0]["code"] == "2157-6")
+    ck |= wrong
+    with pytest.raises(InputError) as caught:
+        from_bundle(bundle, validate="read")
+    assert [p.field.split(" (Observation).")[1] for p in caught.value.problems] == [
+        "effectiveDateTime", "valueQuantity", "interpretation", "referenceRange.0"]
+    bundle, _ = _bundle_and_observations("lgmd-label-never-tested")
+    bundle["entry"] += [_haemoglobin(2, status=["final"]),
+                        _haemoglobin(3, code={"coding": {"code": "718-7"}})]
+    with pytest.raises(InputError) as caught:
+        from_bundle(bundle, validate="read")
+    assert [(p.field.split(" (Observation).")[1], p.expected)
+            for p in caught.value.problems] == [("status", "a string"),
+                                                ("code.coding", "a JSON array")]
+
+
+class _Recording(dict[str, Any]):
+    """A resource that remembers which of its fields were read."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+
+def test_a_result_judged_unused_is_read_no_further_than_its_status_and_code() -> None:
+    """The light check skips an Observation's other fields when _observation_used says the
+    reader will not read them: that judgement must never be wrong that way. Every example's
+    results, and results of kinds imnm does not use, by code and by words."""
+    from imnm.fhir.common import ImportReport
+    from imnm.fhir.read import _observation, _observation_used
+    from imnm.fhir.shapes import KEY_FIELDS
+    from imnm.knowledge import load_knowledge
+
+    loinc = load_knowledge().loinc_index()
+    results = [_haemoglobin(0)["resource"], _haemoglobin(1, status="cancelled")["resource"],
+               {"resourceType": "Observation", "status": "final", "code": {"text": "Sodium"},
+                "valueQuantity": {"value": 140}},
+               {"resourceType": "Observation", "status": "final",
+                "code": {"text": "Anti-SRP antibody, serum"}, "valueString": "negative"}]
+    for path in sorted(EXAMPLES.glob("*.json")):
+        results += _bundle_and_observations(path.stem)[1]
+    unused = 0
+    for resource in results:
+        recording = _Recording(resource)
+        _observation(recording, {}, [], {}, loinc, ImportReport(), "Observation/x")
+        if not _observation_used(resource, loinc):
+            unused += 1
+            assert recording.read <= {*KEY_FIELDS["Observation"]}, resource
+        else:
+            assert recording.read - {*KEY_FIELDS["Observation"]}, resource
+    assert unused == 3  # the haemoglobins and the sodium; the antibody by its words is used
+
+
+def test_an_antibody_is_read_from_words_with_punctuation() -> None:
+    from imnm.vocabulary import Antibody
+
+    bundle, _ = _bundle_and_observations("lgmd-label-never-tested")
+    bundle["entry"] += [{"resource": {
+        "resourceType": "Observation", "id": f"by-words-{i}", "status": "final",
+        "code": {"text": text}, "valueString": "positive"}} for i, text in enumerate((
+            "Anti-SRP antibody, serum", "HMG-CoA reductase (HMGCR) Ab [IgG]"))]
+    patient, _ = from_bundle(bundle, validate="read")
+    assert patient.antibodies[Antibody.SRP].status.value == "positive"
+    assert Antibody.HMGCR not in patient.antibodies  # "hmgcoareductasehmgcr" names none

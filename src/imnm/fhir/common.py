@@ -4,7 +4,7 @@ accessors, the Bundle check with fhir.resources, and the import report."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -112,7 +112,14 @@ _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
 def _is_resource_type(kind: str) -> bool:
     """True when fhir.resources knows ``kind`` as an R4 resource type. Only a name shaped like
     one is asked (and remembered), so hostile names cannot fill the memo."""
-    return bool(_TYPE_NAME.fullmatch(kind)) and _known_type(kind)
+    return kind in _READ_TYPES or (bool(_TYPE_NAME.fullmatch(kind)) and _known_type(kind))
+
+
+_READ_TYPES = frozenset(("Bundle", "Patient", "Condition", "Observation", "MedicationStatement",
+                         "MedicationRequest", "MedicationAdministration", "FamilyMemberHistory",
+                         "Procedure", "DiagnosticReport"))
+"""R4 resource types known without asking fhir.resources: the ones imnm reads (every entry
+of a real record is one of these or nearly so)."""
 
 
 @lru_cache(maxsize=256)
@@ -167,9 +174,12 @@ def _frame_problems(bundle: Mapping[str, Any]) -> list[Problem]:
     return frame or types
 
 
-def _validate_read(bundle: Mapping[str, Any]) -> None:
+def _validate_read(bundle: Mapping[str, Any],
+                   used: Callable[[Mapping[str, Any]], bool] | None = None) -> None:
     """Check only what imnm reads (:mod:`imnm.fhir.shapes`): the frame, the resource types,
-    and the fields the readers take, each for its FHIR JSON type."""
+    and the fields the readers take, each for its FHIR JSON type. ``used`` says which
+    Observations imnm reads beyond their status and code (see
+    :func:`~imnm.fhir.shapes.read_problems`)."""
     from imnm.fhir.shapes import read_problems
 
     check_depth(bundle, "bundle")
@@ -177,7 +187,7 @@ def _validate_read(bundle: Mapping[str, Any]) -> None:
     if not problems:
         for i, resource in enumerate(resources_of(bundle)):
             problems += read_problems(resource, f"bundle.resource {i} "
-                                      f"({resource.get('resourceType')})")
+                                      f"({resource.get('resourceType')})", used)
             if len(problems) >= 20:
                 break
     if problems:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
+from functools import lru_cache, partial
 from typing import Any, Literal
 
 from imnm.codes import URIS, CodeSystem
@@ -88,12 +89,12 @@ def from_bundle(bundle: Mapping[str, Any], knowledge: Knowledge | None = None,
     ``"read"`` checks only the fields imnm reads, for their JSON types (the CDS Hooks
     service: a fraction of the cost, the same kind of error)."""
     kb = knowledge or load_knowledge()
+    loinc = kb.loinc_index()
     if validate == "read":
-        _validate_read(bundle)
+        _validate_read(bundle, used=partial(_observation_used, loinc=loinc))
     else:
         _validate_bundle(bundle)
     report = ImportReport()
-    loinc = kb.loinc_index()
     resources = list(resources_of(bundle))
     patients = [r for r in resources if r.get("resourceType") == "Patient"]
     if len(patients) != 1:
@@ -203,12 +204,41 @@ def _antibody_name(resource: Mapping[str, Any], loinc: dict[str, tuple[str, str 
         if coding.get("system") == LOINC and loinc.get(coding.get("code", ""), ("", None))[0] \
                 == "antibody_test":
             return loinc[coding["code"]][1]
-    text = str(code.get("text") or next((c.get("display") for c in _coding(code)
-                                         if c.get("display")), "") or "")
-    words = [w for w in text.replace("-", " ").split() if w.lower() not in (
-        "antibody", "antibodies", "ab", "igg", "serum", "in", "level", "anti")]
+    return _antibody_in_words(str(code.get("text") or next(
+        (c.get("display") for c in _coding(code) if c.get("display")), "") or ""))
+
+
+_FILLER = frozenset(("antibody", "antibodies", "ab", "igg", "serum", "plasma", "in", "level",
+                     "anti"))
+_WORD_BREAKS = re.compile(r"[\s,;:()\[\]-]+")
+
+
+@lru_cache(maxsize=4096)
+def _antibody_in_words(text: str) -> str | None:
+    """The antibody an uncoded result's text names ("Anti-SRP antibody, serum"), or None.
+    Remembered by text: a record repeats the same few hundred result names, nearly none an
+    antibody (bounded, so hostile texts cannot fill it)."""
+    words = [w for w in _WORD_BREAKS.split(text) if w and w.lower() not in _FILLER]
     found = antibody_named("".join(words)) if words else None
     return found.value if found is not None else None
+
+
+def _observation_used(resource: Mapping[str, Any],
+                      loinc: dict[str, tuple[str, str | None]]) -> bool:
+    """False when :func:`_observation` reads no more of a result than its status and code
+    (a result imnm does not use, or one entered in error), so that its other fields need no
+    check. Errs towards True: any coding in an imnm system or a LOINC code imnm knows."""
+    if resource.get("status") in ("entered-in-error", "cancelled"):
+        return False
+    code = resource.get("code") or {}
+    for coding in _coding(code):
+        system = coding.get("system")
+        if system in _OWN_SYSTEMS or (system == LOINC and coding.get("code") in loinc):
+            return True
+    return _antibody_name(resource, loinc) is not None
+
+
+_OWN_SYSTEMS = frozenset((FACT, SCORE, ANTIBODY))
 
 
 def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[str, Any]],
@@ -218,7 +248,6 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
         report.ignored.append(f"{label}: status {resource.get('status')}")
         return
     code = resource.get("code") or {}
-    when = _date(resource.get("effectiveDateTime"))
     fact = _first(code, FACT)
     if fact is not None:
         value = _value(resource)
@@ -231,8 +260,11 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
         else:
             _set_path(data, fact, value, as_list=fact in _LIST_FACTS)
         return
+    # The date is read only in the branches that use it: of a result imnm does not use, only
+    # status and code are read (and checked: _observation_used).
     score = _first(code, SCORE)
     if score is not None:
+        when = _date(resource.get("effectiveDateTime"))
         if when is None:
             report.ignored.append(f"{label}: score without a date")
             return
@@ -241,6 +273,7 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
     code_loinc = _first(code, LOINC)
     entry = loinc.get(code_loinc or "")
     if entry is not None and entry[0] in ("ck", "enzyme"):
+        when = _date(resource.get("effectiveDateTime"))
         measured = _enzyme(resource, when)
         if measured is None:
             quantity = resource.get("valueQuantity") or {}
@@ -284,6 +317,7 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
         return
     antibody = _antibody_name(resource, loinc)
     if antibody is not None:
+        when = _date(resource.get("effectiveDateTime"))
         result: dict[str, Any] = {}
         answer, how = _answer(resource)
         if answer:

@@ -5,7 +5,9 @@ assessment itself (issue 14) and judges fields imnm never reads.
 
 A field of the wrong type is an :class:`~imnm.errors.InputError` naming where it is, what it
 is and what FHIR expects there, exactly as the full validation's errors do; fields imnm does not
-read, and resources of types it does not read, are left alone (and reported as not used).
+read, and resources of types it does not read, are left alone (and reported as not used). Of a
+result imnm does not use (a haemoglobin), only its status and code are read, so only they are
+checked (:data:`KEY_FIELDS`): a real record sends hundreds of such results with every call.
 """
 
 from __future__ import annotations
@@ -137,11 +139,37 @@ def _compile(shape: Any) -> Checker:
 
 _CHECKS: dict[str, Checker] = {kind: _compile(shape) for kind, shape in READ.items()}
 
+KEY_FIELDS: dict[str, tuple[str, ...]] = {"Observation": ("status", "code")}
+"""The fields that say whether imnm uses a resource at all. A real child's record sends
+hundreds of laboratory results imnm does not use (haemoglobin, sodium...); of those only these
+are read (to name them as not used), so only these are checked."""
 
-def read_problems(resource: Mapping[str, Any], where: str) -> list[Problem]:
-    """What is wrong in the fields imnm reads of one resource (empty when nothing is)."""
-    check = _CHECKS.get(str(resource.get("resourceType")))
+_KEYS: dict[str, Checker] = {kind: _compile({k: READ[kind][k] for k in keys})
+                             for kind, keys in KEY_FIELDS.items()}
+_REST: dict[str, Checker] = {kind: _compile({k: v for k, v in READ[kind].items()
+                                             if k not in keys})
+                             for kind, keys in KEY_FIELDS.items()}
+
+Used = Callable[[Mapping[str, Any]], bool]
+
+
+def read_problems(resource: Mapping[str, Any], where: str, used: Used | None = None
+                  ) -> list[Problem]:
+    """What is wrong in the fields imnm reads of one resource (empty when nothing is).
+
+    With ``used``, a resource of a type in :data:`KEY_FIELDS` has its key fields checked
+    first; when they are sound and ``used(resource)`` says the reader goes no further than
+    them, the rest is not read, so it is not checked either."""
+    kind = str(resource.get("resourceType"))
     problems: list[Problem] = []
+    path = (None, where)
+    keys = _KEYS.get(kind) if used is not None else None
+    if keys is not None and used is not None:
+        keys(resource, path, problems)
+        if not problems and used(resource):
+            _REST[kind](resource, path, problems)
+        return problems
+    check = _CHECKS.get(kind)
     if check is not None:
-        check(resource, (None, where), problems)
+        check(resource, path, problems)
     return problems
