@@ -77,7 +77,13 @@ def _coding(codeable: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def _first(codeable: Mapping[str, Any] | None, system: str) -> str | None:
-    return next((c.get("code") for c in _coding(codeable) if c.get("system") == system), None)
+    """The code of the first coding in ``system`` (a loop, not a generator: this runs several
+    times for every result of every hook call)."""
+    if codeable:
+        for coding in codeable.get("coding") or ():
+            if coding.get("system") == system:
+                return coding.get("code")  # type: ignore[no-any-return]
+    return None
 
 
 def _date(value: object) -> str | None:

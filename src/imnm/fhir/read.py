@@ -204,8 +204,13 @@ def _antibody_name(resource: Mapping[str, Any], loinc: dict[str, tuple[str, str 
         if coding.get("system") == LOINC and loinc.get(coding.get("code", ""), ("", None))[0] \
                 == "antibody_test":
             return loinc[coding["code"]][1]
-    return _antibody_in_words(str(code.get("text") or next(
-        (c.get("display") for c in _coding(code) if c.get("display")), "") or ""))
+    return _antibody_in_words(_words(code))
+
+
+def _words(code: Mapping[str, Any]) -> str:
+    """A result's name in words: its text, else its first display."""
+    return str(code.get("text") or next((c.get("display") for c in _coding(code)
+                                         if c.get("display")), "") or "")
 
 
 _FILLER = frozenset(("antibody", "antibodies", "ab", "igg", "serum", "plasma", "in", "level",
@@ -231,11 +236,11 @@ def _observation_used(resource: Mapping[str, Any],
     if resource.get("status") in ("entered-in-error", "cancelled"):
         return False
     code = resource.get("code") or {}
-    for coding in _coding(code):
+    for coding in code.get("coding") or ():
         system = coding.get("system")
         if system in _OWN_SYSTEMS or (system == LOINC and coding.get("code") in loinc):
             return True
-    return _antibody_name(resource, loinc) is not None
+    return _antibody_in_words(_words(code)) is not None  # (what _antibody_name tries last)
 
 
 _OWN_SYSTEMS = frozenset((FACT, SCORE, ANTIBODY))
