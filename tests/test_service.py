@@ -555,8 +555,9 @@ def test_cards_speak_in_words(dev: TestClient) -> None:
 
 def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
         tmp_path: Any) -> None:
-    """Issue 14: `imnm serve --workers N`. Several processes answer on one socket; a token
-    replayed to another worker is still refused, and a card's link made by one opens on any."""
+    """Issue 14: `imnm serve --workers N`. Several processes answer on one port; a token
+    replayed to another worker is still refused, a card's link made by one opens on any, and
+    new connections are dealt to the workers in turn."""
     import socket
     import subprocess
     import sys
@@ -582,7 +583,7 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
                 time.sleep(0.2)
         url = f"{base}/cds-services/{SERVICE_ID}"
         links = []
-        for _ in range(12):  # new connections: the kernel spreads them over the workers
+        for _ in range(12):  # new connections, each to the next worker: the replay to the other
             with httpx.Client(timeout=10) as client:
                 headers = {"Authorization": f"Bearer {token(url)}"}
                 first = client.post(url, json=hook_call(), headers=headers)
@@ -592,6 +593,16 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
                 assert other.post(url, json=hook_call(), headers=headers).status_code == 401
         for link in links[:4]:
             assert httpx.get(link, timeout=10).status_code == 200
+        # New connections go to the workers in turn: six calls, three on each (a report's key
+        # starts with the process id of the worker that made it).
+        makers = []
+        for _ in range(6):
+            with httpx.Client(timeout=10) as client:
+                answer = client.post(url, json=hook_call(),
+                                     headers={"Authorization": f"Bearer {token(url)}"})
+                makers.append(answer.json()["cards"][0]["links"][0]["url"]
+                              .split("/reports/")[1].split("-")[0])
+        assert sorted(makers.count(pid) for pid in set(makers)) == [3, 3], makers
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -611,50 +622,72 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
         assert query not in lines and query.split("signature=")[1] not in lines + err
 
 
-def test_each_worker_gets_its_own_socket_and_connections_reach_every_one() -> None:
-    """`imnm serve --workers N`: one shared socket let one worker take nearly every
-    connection of a burst (measured: 80 % on one of two). Each worker now listens on its own
-    SO_REUSEPORT socket on the port, as TCP (so asyncio sets TCP_NODELAY on what it accepts),
-    and the supervisor closes its copies once the workers have theirs."""
+def test_the_supervisor_deals_connections_to_the_workers_in_turn() -> None:
+    """`imnm serve --workers N`: the kernel's hash split 50 keep-alive connections as unevenly
+    as 31/19, and the busier worker's clients waited the longer. The supervisor now accepts
+    and hands each connection (its descriptor, over a worker's Unix socket) to the next worker:
+    an even split, TCP_NODELAY on each, a worker that has gone skipped, and a connection no
+    worker can take closed rather than left hanging."""
     import socket
+    import threading
 
-    import uvicorn
+    from imnm.service.workers import Dealer, listening_socket
 
-    from imnm.service.workers import ReusePortMultiprocess, supervisor
+    listener = listening_socket("127.0.0.1", 0)
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+    dealer = Dealer(listener, stop)
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(2)]
+    for mine, _ in pairs:
+        dealer.add(mine)
+    worker_ends = [theirs for _, theirs in pairs]
+    for end in worker_ends:
+        end.settimeout(10)
+    thread = threading.Thread(target=dealer.run, daemon=True)
+    thread.start()
 
-    if not hasattr(socket, "SO_REUSEPORT"):
-        pytest.fail("this test needs SO_REUSEPORT (Linux), where imnm serve uses it")
-    config = uvicorn.Config("imnm.service.app:app_from_environment", factory=True,
-                            host="127.0.0.1", port=0, workers=2)
-    supervised = supervisor(config, "127.0.0.1", 0)
-    assert isinstance(supervised, ReusePortMultiprocess)
-    (first,), (second,) = supervised.sockets, supervised.sockets  # what two workers get
+    def handed(end: socket.socket, count: int) -> list[socket.socket]:
+        got = []
+        for _ in range(count):
+            _, fds, _, _ = socket.recv_fds(end, 16, 16)
+            assert len(fds) == 1
+            got.append(socket.socket(fileno=fds[0]))
+        return got
+
+    clients: list[socket.socket] = []
     try:
-        port = first.getsockname()[1]
-        assert port != 0 and second.getsockname()[1] == port and first is not second
-        for sock in (first, second):
-            assert sock.proto == socket.IPPROTO_TCP
-            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
-            sock.listen(64)
-            sock.setblocking(False)
-        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
-        accepted = {0: 0, 1: 0}
-        for index, sock in enumerate((first, second)):
-            while True:
-                try:
-                    conn, _ = sock.accept()
-                except BlockingIOError:
-                    break
-                conn.close()
-                accepted[index] += 1
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+        first, second = handed(worker_ends[0], 5), handed(worker_ends[1], 5)
+        served = first + second
+        # Each handed descriptor is one of the clients' connections, each handed once.
+        for i, client in enumerate(clients):
+            client.sendall(f"call {i}".encode())
+        assert sorted(conn.recv(16).decode() for conn in served) == sorted(
+            f"call {i}" for i in range(10))
+        assert all(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for conn in served)
+        for conn in served:
+            conn.close()
+
+        worker_ends[1].close()  # the second worker dies: the first takes every connection
+        clients += [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        for conn in handed(worker_ends[0], 4):
+            conn.close()
+        assert len(dealer.channels) == 1
+
+        worker_ends[0].close()  # no worker left: the connection is closed, not left waiting
+        lonely = socket.create_connection(("127.0.0.1", port))
+        clients.append(lonely)
+        lonely.settimeout(10)
+        assert lonely.recv(16) == b""
+        assert dealer.channels == []
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
         for client in clients:
             client.close()
-        assert sum(accepted.values()) == 40
-        assert min(accepted.values()) > 0, accepted  # 2**-39 to fail by chance
-    finally:
-        supervised._close_handed()
-    assert first.fileno() == -1 and second.fileno() == -1  # the supervisor's copies closed
+    assert not thread.is_alive()
 
 
 def test_a_serving_process_leaves_its_long_lived_objects_out_of_collections(
