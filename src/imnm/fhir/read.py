@@ -194,23 +194,41 @@ def _condition(resource: dict[str, Any], data: dict[str, Any], kb: Knowledge,
     data.setdefault("diagnoses", []).append(entry)
 
 
-def _antibody_name(resource: Mapping[str, Any], loinc: dict[str, tuple[str, str | None]]
-                   ) -> str | None:
-    code = resource.get("code") or {}
-    own = _first(code, ANTIBODY)
+def _antibody_name(code: Mapping[str, Any], firsts: dict[Any, Any],
+                   loinc: dict[str, tuple[str, str | None]]) -> str | None:
+    """The antibody a result's code names: imnm's own code, any LOINC code of an antibody
+    test, else its words. ``firsts``: :func:`_first_codes` of ``code``."""
+    own = firsts.get(ANTIBODY)
     if own:
-        return own
-    for coding in _coding(code):
-        if coding.get("system") == LOINC and loinc.get(coding.get("code", ""), ("", None))[0] \
-                == "antibody_test":
-            return loinc[coding["code"]][1]
+        return str(own)
+    for coding in code.get("coding") or ():
+        if coding.get("system") == LOINC:
+            entry = loinc.get(coding.get("code") or "")
+            if entry is not None and entry[0] == "antibody_test":
+                return entry[1]
     return _antibody_in_words(_words(code))
 
 
 def _words(code: Mapping[str, Any]) -> str:
     """A result's name in words: its text, else its first display."""
-    return str(code.get("text") or next((c.get("display") for c in _coding(code)
-                                         if c.get("display")), "") or "")
+    text = code.get("text")
+    if not text:
+        for coding in code.get("coding") or ():
+            text = coding.get("display")
+            if text:
+                break
+    return str(text or "")
+
+
+def _first_codes(code: Mapping[str, Any]) -> dict[Any, Any]:
+    """System -> the code of its first coding (what :func:`_first` gives for each system), in
+    one pass over the codings."""
+    found: dict[Any, Any] = {}
+    for coding in code.get("coding") or ():
+        system = coding.get("system")
+        if system not in found:
+            found[system] = coding.get("code")
+    return found
 
 
 _FILLER = frozenset(("antibody", "antibodies", "ab", "igg", "serum", "plasma", "in", "level",
@@ -253,7 +271,8 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
         report.ignored.append(f"{label}: status {resource.get('status')}")
         return
     code = resource.get("code") or {}
-    fact = _first(code, FACT)
+    firsts = _first_codes(code)
+    fact = firsts.get(FACT)
     if fact is not None:
         value = _value(resource)
         if fact == "age_years":
@@ -267,7 +286,7 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
         return
     # The date is read only in the branches that use it: of a result imnm does not use, only
     # status and code are read (and checked: _observation_used).
-    score = _first(code, SCORE)
+    score = firsts.get(SCORE)
     if score is not None:
         when = _date(resource.get("effectiveDateTime"))
         if when is None:
@@ -275,7 +294,7 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
             return
         visits.setdefault(when, {"date": when})[score] = _value(resource)
         return
-    code_loinc = _first(code, LOINC)
+    code_loinc = firsts.get(LOINC)
     entry = loinc.get(code_loinc or "")
     if entry is not None and entry[0] in ("ck", "enzyme"):
         when = _date(resource.get("effectiveDateTime"))
@@ -320,7 +339,7 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
             genetic["genes"] = genes
         data["genetic_testing"] = genetic
         return
-    antibody = _antibody_name(resource, loinc)
+    antibody = _antibody_name(code, firsts, loinc)
     if antibody is not None:
         when = _date(resource.get("effectiveDateTime"))
         result: dict[str, Any] = {}
