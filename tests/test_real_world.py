@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from imnm.errors import InputError
 from imnm.fhir import from_bundle
 from imnm.fhir.read import drug_of
 from imnm.knowledge import load_knowledge
@@ -304,6 +305,33 @@ def test_smart_bundles_screen_and_per_child_route_agree_child_by_child(
         patient, _report = from_bundle(bundle, as_of=AS_OF)
         assert per_child.tiers(patient, KB, params) == screened.get(pid, set()), pid
         assert screened.get(pid, set()) == expected[pid]
+
+
+def test_the_hooks_light_check_reads_real_bundles_as_the_full_validation_does(
+        bundles: tuple[Path, dict[str, set[str]]]) -> None:
+    """The hook checks only what it reads, and of a result imnm does not use only its status
+    and code (issue 14). On every real SMART bundle with its planted child, that reading gives
+    the same child and the same report of what was not used as the whole Bundle validated
+    through fhir.resources."""
+    folder, _expected = bundles
+    paths = sorted(folder.glob("*.json.gz"))
+    assert len(paths) >= 7
+    read = 0
+    for path in paths:
+        bundle = read_bundle(path)
+        try:
+            full, full_report = from_bundle(bundle, as_of=AS_OF)
+        except InputError as exc:  # the adult: refused the same way by both
+            with pytest.raises(InputError) as light_error:
+                from_bundle(bundle, as_of=AS_OF, validate="read")
+            assert light_error.value.problems == exc.problems
+            continue
+        light, light_report = from_bundle(bundle, as_of=AS_OF, validate="read")
+        assert light == full, path.name
+        assert light_report == full_report, path.name
+        assert full_report.unrecognised_codes  # real records carry results imnm does not use
+        read += 1
+    assert read == len(paths) - 1
 
 
 def test_assess_reads_products_and_coded_results_in_a_real_bundle(tmp_path: Path) -> None:
