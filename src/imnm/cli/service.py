@@ -52,7 +52,7 @@ def serve(
         "--max-body-mb", min=0.001, help="Largest request body accepted, in MiB.")] = 16.0,
     workers: Annotated[int, typer.Option(
         "--workers", min=1, max=64, help="Worker processes (one per core is a good start); "
-        "each listens on its own socket on the port where the system allows it, and they share "
+        "the supervisor hands each new connection to the next worker in turn, and they share "
         "the replay cache and the card-link secret.")] = 1,
 ) -> None:
     """Serve the REST API (/assess, /knowledge, /docs), the CDS Hooks service and, with
@@ -112,8 +112,8 @@ def serve(
 
 def _serve_workers(workers: int, host: str, port: int, log_config: dict[str, Any],
                    config: dict[str, Any]) -> None:
-    """Several uvicorn workers on one port, each with its own listening socket where the
-    system allows it (:mod:`imnm.service.workers`: why, and TCP_NODELAY)."""
+    """Several uvicorn workers on one port, the supervisor dealing each connection to the next
+    (:mod:`imnm.service.workers`: why, and TCP_NODELAY)."""
     import json
     import os
     import tempfile
