@@ -625,20 +625,22 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
 def test_the_supervisor_deals_connections_to_the_workers_in_turn() -> None:
     """`imnm serve --workers N`: the kernel's hash split 50 keep-alive connections as unevenly
     as 31/19, and the busier worker's clients waited the longer. The supervisor now accepts
-    and hands each connection (its descriptor, over a worker's Unix socket) to the next worker:
-    an even split, TCP_NODELAY on each, a worker that has gone skipped, and a connection no
-    worker can take closed rather than left hanging."""
+    and hands each connection (its descriptor, over a worker's Unix socket) to the next worker
+    that has said it serves (a starting one only while none has): an even split, TCP_NODELAY on
+    each, a worker that has gone skipped, and a connection no worker can take closed rather
+    than left hanging."""
+    import select
     import socket
     import threading
 
-    from imnm.service.workers import Dealer, listening_socket
+    from imnm.service.workers import READY, Dealer, listening_socket
 
     listener = listening_socket("127.0.0.1", 0)
     listener.listen(64)
     port = listener.getsockname()[1]
     stop = threading.Event()
     dealer = Dealer(listener, stop)
-    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(2)]
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(3)]
     for mine, _ in pairs:
         dealer.add(mine)
     worker_ends = [theirs for _, theirs in pairs]
@@ -657,11 +659,21 @@ def test_the_supervisor_deals_connections_to_the_workers_in_turn() -> None:
 
     clients: list[socket.socket] = []
     try:
-        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+        # No worker ready yet (the service starting): a connection waits on a starting one.
+        clients.append(socket.create_connection(("127.0.0.1", port)))
+        early = [end for end in worker_ends if select.select([end], [], [], 5)[0]]
+        assert len(early) == 1
+        for conn in handed(early[0], 1):
+            conn.close()
+        # Two workers say they serve; the third is still starting and is dealt nothing.
+        worker_ends[0].send(READY)
+        worker_ends[1].send(READY)
+        clients += [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
         first, second = handed(worker_ends[0], 5), handed(worker_ends[1], 5)
+        assert select.select([worker_ends[2]], [], [], 0.2)[0] == []
         served = first + second
         # Each handed descriptor is one of the clients' connections, each handed once.
-        for i, client in enumerate(clients):
+        for i, client in enumerate(clients[1:]):
             client.sendall(f"call {i}".encode())
         assert sorted(conn.recv(16).decode() for conn in served) == sorted(
             f"call {i}" for i in range(10))
@@ -674,6 +686,11 @@ def test_the_supervisor_deals_connections_to_the_workers_in_turn() -> None:
         for conn in handed(worker_ends[0], 4):
             conn.close()
         assert len(dealer.channels) == 1
+        worker_ends[2].close()  # the third dies before it said it was ready: dropped too
+        clients.append(socket.create_connection(("127.0.0.1", port)))
+        for conn in handed(worker_ends[0], 1):
+            conn.close()
+        assert dealer.starting == []
 
         worker_ends[0].close()  # no worker left: the connection is closed, not left waiting
         lonely = socket.create_connection(("127.0.0.1", port))

@@ -17,8 +17,9 @@ services, 25 clients each).
 So the supervisor listens and accepts, and passes each connection (its descriptor, over a Unix
 socket per worker, ``SCM_RIGHTS``) to the next worker in turn; a worker serves what it is handed
 exactly as uvicorn serves what it accepts. Only the connection is handed over, once: its
-requests go straight to the worker. A worker that has died is skipped (and its replacement
-joins the turn), and one whose channel is full is passed over for that connection. Every
+requests go straight to the worker. A worker joins the turn once it says it serves (so a
+replacement still importing is not dealt connections another worker could serve at once); one
+that has died is skipped, and one whose channel is full is passed over for that connection. Every
 connection gets ``TCP_NODELAY``: without it, Nagle's algorithm with delayed ACKs held each
 response about 40 ms (uvicorn's shared socket had protocol 0, and asyncio skipped it). Where
 descriptors cannot be passed (``socket.send_fds`` is missing), the workers share one socket as
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -61,21 +63,32 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+READY = b"ready"
+"""What a worker sends on its channel once it serves: only then is it dealt connections."""
+
+
 class Dealer:
     """Accepts on ``listener`` and passes each connection to the next of ``channels`` (the
-    supervisor's ends of the workers' Unix sockets) until ``stop`` is set."""
+    supervisor's ends of the workers' Unix sockets) until ``stop`` is set.
+
+    A worker's channel is ``starting`` until the worker says :data:`READY` on it: a worker
+    being started (at a restart, or to replace one that died) takes a second or two to import
+    and build the app, and a connection dealt to it would wait that long while another worker
+    is free. Only when no worker is ready yet (the service is starting) are connections dealt
+    to the starting ones, to be served as soon as they are."""
 
     def __init__(self, listener: socket.socket, stop: threading.Event) -> None:
         self.listener = listener
         self.stop = stop
-        self.channels: list[socket.socket] = []
+        self.channels: list[socket.socket] = []  # ready
+        self.starting: list[socket.socket] = []
         self.lock = threading.Lock()
         self._turn = 0
 
     def add(self, channel: socket.socket) -> None:
         channel.settimeout(HAND_TIMEOUT_SECONDS)
         with self.lock:
-            self.channels.append(channel)
+            self.starting.append(channel)
 
     def run(self) -> None:
         self.listener.settimeout(0.5)  # to see ``stop`` between connections
@@ -95,29 +108,53 @@ class Dealer:
                 if not self.hand(conn):
                     LOG.error("No worker could take a connection; it was closed")
 
+    def _promote(self) -> None:
+        """Move the channels whose worker has said it is ready (or drop those whose worker
+        died first) from ``starting`` to ``channels``. Called under the lock."""
+        if not self.starting:
+            return
+        poller = select.poll()  # (not select.select: no limit on descriptor numbers)
+        for channel in self.starting:
+            poller.register(channel, select.POLLIN)
+        answered = {fd for fd, _ in poller.poll(0)}
+        for channel in [c for c in self.starting if c.fileno() in answered]:
+            try:
+                said = channel.recv(16)
+            except OSError:
+                said = b""
+            self.starting.remove(channel)
+            if said == READY:
+                self.channels.append(channel)
+            else:  # the worker died before it served
+                channel.close()
+
     def hand(self, conn: socket.socket) -> bool:
-        """Pass ``conn`` to the next worker that takes it; False when none did."""
+        """Pass ``conn`` to the next ready worker that takes it (to a starting one when none
+        is ready); False when none did."""
         with self.lock:
-            for _ in range(len(self.channels)):
-                if not self.channels:
-                    break
-                channel = self.channels[self._turn % len(self.channels)]
-                self._turn += 1
-                try:
-                    socket.send_fds(channel, [b"c"], [conn.fileno()])
-                    return True
-                except TimeoutError:
-                    continue  # this worker is not reading (starting, or stuck): the next one
-                except OSError:  # the worker has gone: its replacement has a channel of its own
-                    self.channels.remove(channel)
-                    channel.close()
+            self._promote()
+            for pool in (self.channels, self.starting):
+                for _ in range(len(pool)):
+                    if not pool:
+                        break
+                    channel = pool[self._turn % len(pool)]
+                    self._turn += 1
+                    try:
+                        socket.send_fds(channel, [b"c"], [conn.fileno()])
+                        return True
+                    except TimeoutError:
+                        continue  # this worker is not reading (stuck): the next one
+                    except OSError:  # the worker has gone; its replacement has its own channel
+                        pool.remove(channel)
+                        channel.close()
         return False
 
     def close(self) -> None:
         with self.lock:
-            for channel in self.channels:
+            for channel in self.channels + self.starting:
                 channel.close()
             self.channels.clear()
+            self.starting.clear()
 
 
 class HandOffServer(uvicorn.Server):
@@ -169,6 +206,7 @@ class HandOffServer(uvicorn.Server):
 
         loop.add_reader(channel.fileno(), take)
         self._channel = channel
+        channel.send(READY)  # the supervisor deals this worker connections from now on
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         channel = getattr(self, "_channel", None)
