@@ -4,10 +4,10 @@ accessors, the Bundle check with fhir.resources, and the import report."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -15,6 +15,9 @@ from imnm.codes import URIS, CodeSystem
 from imnm.errors import InputError, Problem, shorten
 from imnm.jsonio import check_depth
 from imnm.knowledge import Knowledge
+
+if TYPE_CHECKING:
+    from imnm.fhir.shapes import Used
 
 LOINC, SNOMED, ICD10CM, RXNORM = (URIS[CodeSystem.loinc], URIS[CodeSystem.snomedct],
                                   URIS[CodeSystem.icd10cm], URIS[CodeSystem.rxnorm])
@@ -180,8 +183,7 @@ def _frame_problems(bundle: Mapping[str, Any]) -> list[Problem]:
     return frame or types
 
 
-def _validate_read(bundle: Mapping[str, Any],
-                   used: Callable[[Mapping[str, Any]], bool] | None = None) -> None:
+def _validate_read(bundle: Mapping[str, Any], used: Used | None = None) -> None:
     """Check only what imnm reads (:mod:`imnm.fhir.shapes`): the frame, the resource types,
     and the fields the readers take, each for its FHIR JSON type. ``used`` says which
     Observations imnm reads beyond their status and code (see

@@ -172,8 +172,7 @@ def _condition(resource: dict[str, Any], data: dict[str, Any], kb: Knowledge,
     status = ("refuted" if verification == "refuted" else
               "resolved" if clinical in ("resolved", "inactive", "remission") else "active")
     code = resource.get("code") or {}
-    text = code.get("text") or next((c.get("display") for c in _coding(code)
-                                     if c.get("display")), None)
+    text = _concept_text(code) or None
     entry: dict[str, Any] = {"label": text or "(no text)", "status": status}
     for coding in _coding(code):
         system = {ICD10CM: "icd10cm", SNOMED: "snomedct"}.get(coding.get("system", ""))
@@ -206,11 +205,11 @@ def _antibody_name(code: Mapping[str, Any], firsts: dict[Any, Any],
             entry = loinc.get(coding.get("code") or "")
             if entry is not None and entry[0] == "antibody_test":
                 return entry[1]
-    return _antibody_in_words(_words(code))
+    return _antibody_in_words(_concept_text(code))
 
 
-def _words(code: Mapping[str, Any]) -> str:
-    """A result's name in words: its text, else its first display."""
+def _concept_text(code: Mapping[str, Any]) -> str:
+    """A CodeableConcept in words: its text, else its first display ("" when neither)."""
     text = code.get("text")
     if not text:
         for coding in code.get("coding") or ():
@@ -246,6 +245,9 @@ def _antibody_in_words(text: str) -> str | None:
     return found.value if found is not None else None
 
 
+_OWN_SYSTEMS = frozenset((FACT, SCORE, ANTIBODY))  # a coding in one: the result is read
+
+
 def _observation_used(resource: Mapping[str, Any],
                       loinc: dict[str, tuple[str, str | None]]) -> bool:
     """False when :func:`_observation` reads no more of a result than its status and code
@@ -258,10 +260,7 @@ def _observation_used(resource: Mapping[str, Any],
         system = coding.get("system")
         if system in _OWN_SYSTEMS or (system == LOINC and coding.get("code") in loinc):
             return True
-    return _antibody_in_words(_words(code)) is not None  # (what _antibody_name tries last)
-
-
-_OWN_SYSTEMS = frozenset((FACT, SCORE, ANTIBODY))
+    return _antibody_in_words(_concept_text(code)) is not None  # _antibody_name's last try
 
 
 def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[str, Any]],
@@ -387,9 +386,7 @@ def _answer(resource: Mapping[str, Any], knowledge: Knowledge | None = None
              for c in _coding(concept)} - {None}
     if len(coded) == 1:
         return coded.pop(), "coded"
-    text = concept.get("text") or next((c.get("display") for c in _coding(concept)
-                                        if c.get("display")), None) or resource.get(
-        "valueString")
+    text = _concept_text(concept) or resource.get("valueString")
     worded = kb.answer_of_text(str(text)) if text else None
     if worded:
         return worded, "coded"
@@ -444,9 +441,7 @@ def drug_of(concept: Mapping[str, Any], knowledge: Knowledge) -> tuple[str | Non
             if coding.get("system") == RXNORM else None
         if drug is not None:
             return drug, "code"
-    text = concept.get("text") or next((c.get("display") for c in _coding(concept)
-                                        if c.get("display")), "")
-    words = f" {re.sub(r'[^a-z0-9]+', ' ', str(text).lower())} "
+    words = f" {re.sub(r'[^a-z0-9]+', ' ', _concept_text(concept).lower())} "
     for name, drug in knowledge.drug_names():
         if f" {name} " in words:
             return drug, "display_text"

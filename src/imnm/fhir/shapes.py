@@ -166,8 +166,7 @@ def read_problems(resource: Mapping[str, Any], where: str, used: Used | None = N
     kind = str(resource.get("resourceType"))
     problems: list[Problem] = []
     path = (None, where)
-    keys = _KEYS.get(kind) if used is not None else None
-    if keys is not None and used is not None:
+    if used is not None and (keys := _KEYS.get(kind)) is not None:
         keys(resource, path, problems)
         if not problems and used(resource):
             _REST[kind](resource, path, problems)

@@ -43,7 +43,6 @@ from uvicorn.supervisors import Multiprocess
 
 LOG = logging.getLogger("uvicorn.error")
 
-BACKLOG = 2048  # uvicorn's default: connections the kernel queues before the dealer takes them
 HAND_TIMEOUT_SECONDS = 1.0  # a worker whose channel stays full this long is passed over
 
 
@@ -161,6 +160,8 @@ class HandOffServer(uvicorn.Server):
     """A worker's uvicorn server that serves the connections handed to it over
     ``sockets[0]`` (its Unix channel) instead of accepting on a listening socket."""
 
+    _channel: socket.socket | None = None
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # the app's lifespan; no listening socket
         if not sockets or self.should_exit:
@@ -209,9 +210,8 @@ class HandOffServer(uvicorn.Server):
         channel.send(READY)  # the supervisor deals this worker connections from now on
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        channel = getattr(self, "_channel", None)
-        if channel is not None and channel.fileno() != -1:
-            asyncio.get_running_loop().remove_reader(channel.fileno())
+        if self._channel is not None and self._channel.fileno() != -1:
+            asyncio.get_running_loop().remove_reader(self._channel.fileno())
         await super().shutdown(sockets=sockets)  # closes the channel with the other sockets
 
 
@@ -269,7 +269,7 @@ class HandOffMultiprocess(Multiprocess):
             self._handed.pop().close()
 
     def run(self) -> None:
-        self.listener.listen(BACKLOG)
+        self.listener.listen(self.config.backlog)  # queued before the dealer takes them
         dealer = threading.Thread(target=self.dealer.run, name="imnm-dealer", daemon=True)
         dealer.start()
         try:
