@@ -526,6 +526,93 @@ def test_prefetch_that_is_not_fhir_gets_422_not_500(dev: TestClient) -> None:
                     headers={"content-type": "application/json"}).status_code == 422
 
 
+def _with_nested(call: dict[str, Any], depth: int) -> str:
+    """The call as JSON text, its value "DEEP" replaced by arrays and objects nested ``depth``
+    deep (written as text: the standard encoder cannot go that deep)."""
+    text = json.dumps(call)
+    opening = "".join('{"a": ' if level % 2 else "[" for level in range(depth))
+    closing = "".join("}" if level % 2 else "]" for level in reversed(range(depth)))
+    assert text.count('"DEEP"') == 1
+    return text.replace('"DEEP"', opening + '"x"' + closing)
+
+
+def test_a_value_nested_deep_in_a_field_imnm_does_not_read_is_not_walked(
+        dev: TestClient) -> None:
+    """The light check walks only the fields imnm reads: a value nested deep (up to what the
+    JSON parser takes) where imnm does not look leaves the card as it was; the same value in
+    a field imnm reads is refused by name; none of it is ever a 500."""
+    url = f"/cds-services/{SERVICE_ID}"
+    plain = dev.post(url, json=hook_call()).json()["cards"]
+    assert plain and plain[0]["summary"].startswith("Test for anti-HMGCR")
+    for depth in (100, 900, 1000, 1020):
+        for put in ("patient.extension", "patient.name", "condition.note",
+                    "observation.note", "observation.valueQuantity.extension"):
+            call = hook_call()
+            kind, *path = put.split(".")
+            node = call["prefetch"]["patient"] if kind == "patient" else call["prefetch"][
+                f"{kind}s"]["entry"][0]["resource"]
+            for part in path[:-1]:
+                node = node[part]
+            node[path[-1]] = "DEEP"
+            response = dev.post(url, content=_with_nested(call, depth),
+                                headers={"content-type": "application/json"})
+            assert response.status_code in (200, 400), (depth, put, response.status_code)
+            if response.status_code == 200:
+                assert [c["summary"] for c in response.json()["cards"]] == [
+                    c["summary"] for c in plain], (depth, put)
+        for put in ("birthDate", "gender"):
+            call = hook_call()
+            call["prefetch"]["patient"][put] = "DEEP"
+            response = dev.post(url, content=_with_nested(call, depth),
+                                headers={"content-type": "application/json"})
+            assert response.status_code in (422, 400), (depth, put, response.status_code)
+            if response.status_code == 422:
+                assert any(p["field"].endswith(put) for p in response.json()["problems"])
+
+
+def test_bundles_nested_to_the_limit_are_read_and_one_deeper_is_refused(
+        dev: TestClient) -> None:
+    from imnm.fhir.common import MAX_BUNDLE_NESTING
+
+    def wrapped(levels: int) -> dict[str, Any]:
+        # the call's own collection is the first level; these are the rest
+        bundle = hook_call()["prefetch"]["observations"]
+        for _ in range(levels - 2):
+            bundle = {"resourceType": "Bundle", "type": "searchset",
+                      "entry": [{"resource": bundle}]}
+        call = hook_call()
+        call["prefetch"]["observations"] = bundle
+        return call
+
+    url = f"/cds-services/{SERVICE_ID}"
+    ok = dev.post(url, json=wrapped(MAX_BUNDLE_NESTING))
+    assert ok.status_code == 200 and ok.json()["cards"][0]["summary"].startswith("Test for")
+    refused = dev.post(url, json=wrapped(MAX_BUNDLE_NESTING + 1))
+    assert refused.status_code == 422
+    assert f"Bundles nested at most {MAX_BUNDLE_NESTING} deep" in refused.text
+
+
+def test_what_orjson_refuses_the_route_still_reads_as_before(dev: TestClient) -> None:
+    """NaN is not JSON, but the standard library (FastAPI's parser) reads it: such a call goes
+    from the lane to the route and gets the same card as before."""
+    url = f"/cds-services/{SERVICE_ID}"
+    call = hook_call()
+    call["prefetch"]["observations"]["entry"][0]["resource"]["meta"] = {"score": float("nan")}
+    body = json.dumps(call)
+    assert "NaN" in body
+    response = dev.post(url, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200
+    assert response.json()["cards"][0]["summary"].startswith("Test for anti-HMGCR")
+
+
+def test_a_birth_date_that_is_not_text_is_refused_not_taken_as_an_age(dev: TestClient) -> None:
+    call = hook_call()
+    call["prefetch"]["patient"]["birthDate"] = 19630101  # a number Python would read as a date
+    response = dev.post(f"/cds-services/{SERVICE_ID}", json=call)
+    assert response.status_code == 422
+    assert any(p["field"].endswith("birthDate") for p in response.json()["problems"])
+
+
 def test_every_response_carries_hardening_headers(dev: TestClient) -> None:
     response = dev.get("/knowledge")
     assert response.headers["x-content-type-options"] == "nosniff"
@@ -973,6 +1060,9 @@ def test_the_fast_lane_serves_well_formed_calls_and_hands_on_everything_else() -
     assert passed_on == []
     for body, kwargs in ((b'{"name": 5}', {}), (b"{not json", {}), (b"", {}),
                          (b"[" * 5000, {}), (b'{"name": "ok"}', {"content_type": None}),
+                         # orjson refuses these; the app's parser reads them as before
+                         (b'{"name": "ok", "x": NaN}', {}), (b'\xef\xbb\xbf{"name": "ok"}', {}),
+                         (b'{"name": "ok", "x": "\\ud800"}', {}),
                          (b'{"name": "ok"}', {"content_type": b"text/plain"}),
                          (b'{"name": "ok"}', {"path": "/other"}),
                          (b'{"name": "ok"}', {"method": "PUT"})):

@@ -21,7 +21,10 @@ _MAX_VALUE_CHARS = 60
 
 def shorten(value: object) -> str:
     """Return a short, single-line representation of a rejected value."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a value nested deeper than repr can go: what it is, not what
+        return f"(a {type(value).__name__} nested too deep to show)"
     text = text.replace("\n", " ")
     if len(text) > _MAX_VALUE_CHARS:
         text = text[: _MAX_VALUE_CHARS - 1] + "…"

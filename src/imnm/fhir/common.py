@@ -143,19 +143,28 @@ def _known_type(kind: str) -> bool:
     return True
 
 
+MAX_BUNDLE_NESTING = 8
+"""Most Bundles inside Bundles accepted (operational, not clinical). A CDS Hooks call nests two
+(the call's collection, each prefetch's searchset); a searchset that returns a Bundle, three."""
+
+
 def _frame_problems(bundle: Mapping[str, Any]) -> list[Problem]:
     """What is wrong with a Bundle's frame (and that of the searchset Bundles nested in it),
-    in one walk: entries a list of objects, each resource an object, the timestamp an instant;
-    then, when the frame is sound, every resource's resourceType one FHIR R4 knows (checked
-    before the model, which fails on the others with a KeyError or TypeError rather than a
-    validation error)."""
+    in one walk: entries a list of objects, each resource an object, the timestamp an instant,
+    Bundles nested at most :data:`MAX_BUNDLE_NESTING` deep; then, when the frame is sound,
+    every resource's resourceType one FHIR R4 knows (checked before the model, which fails on
+    the others with a KeyError or TypeError rather than a validation error)."""
     from imnm.fhir.shapes import _datetime
 
     frame: list[Problem] = []
     types: list[Problem] = []
-    stack: list[tuple[Mapping[str, Any], str]] = [(bundle, "bundle")]
+    stack: list[tuple[Mapping[str, Any], str, int]] = [(bundle, "bundle", 1)]
     while stack:
-        node, where = stack.pop()
+        node, where, nesting = stack.pop()
+        if nesting > MAX_BUNDLE_NESTING:
+            frame.append(Problem(where, f"(Bundles nested more than {MAX_BUNDLE_NESTING} deep)",
+                                 f"Bundles nested at most {MAX_BUNDLE_NESTING} deep"))
+            continue
         stamp = node.get("timestamp")
         if stamp is not None and (_datetime(stamp) is not None or len(str(stamp)) < 10):
             frame.append(Problem(f"{where}.timestamp", shorten(stamp),
@@ -179,7 +188,7 @@ def _frame_problems(bundle: Mapping[str, Any]) -> list[Problem]:
                                          shorten(kind), "a FHIR R4 resource type"))
                 continue
             if kind == "Bundle":
-                stack.append((resource, f"{where}.entry.{i}.resource"))
+                stack.append((resource, f"{where}.entry.{i}.resource", nesting + 1))
     return frame or types
 
 
@@ -187,10 +196,17 @@ def _validate_read(bundle: Mapping[str, Any], used: Used | None = None) -> None:
     """Check only what imnm reads (:mod:`imnm.fhir.shapes`): the frame, the resource types,
     and the fields the readers take, each for its FHIR JSON type. ``used`` says which
     Observations imnm reads beyond their status and code (see
-    :func:`~imnm.fhir.shapes.read_problems`)."""
+    :func:`~imnm.fhir.shapes.read_problems`).
+
+    There is no walk of the whole tree for its depth (:func:`~imnm.jsonio.check_depth`, which
+    the full check and every file keep): nothing here or in the readers descends further than
+    a shape's own fields, or than :data:`MAX_BUNDLE_NESTING` Bundles, so a value nested deep in
+    a field imnm does not read is never walked, and one in a field it reads is refused at the
+    first level that is not the field's type. What the JSON parser itself cannot take it
+    refuses before this. The walk was a tenth of a hook call with a real record's 140 results
+    (measured, see :mod:`imnm.service.lane`)."""
     from imnm.fhir.shapes import read_problems
 
-    check_depth(bundle, "bundle")
     problems = _frame_problems(bundle)
     if not problems:
         for i, resource in enumerate(resources_of(bundle)):

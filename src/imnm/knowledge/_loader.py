@@ -7,7 +7,6 @@ problem.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -321,6 +320,8 @@ def _parse(directory: Path, name: str, data: bytes | None, problems: _Collector
     if data is None:
         problems.add(name, "(file)", str(directory / name), "the file to exist")
         return {}
+    import tomllib  # only when the knowledge is read from its files, not from the cache
+
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -159,8 +159,11 @@ class SharedReports(Reports):
 
 def over_age_limit(patient: Mapping[str, Any], today: dt.date | None = None) -> bool:
     """True when the Patient's birth date puts them above imnm's age limit today."""
+    birth_date = patient.get("birthDate")
+    if not isinstance(birth_date, str):  # absent or not a date: the reader says which
+        return False
     try:
-        born = dt.date.fromisoformat(str(patient.get("birthDate") or "")[:10])
+        born = dt.date.fromisoformat(birth_date[:10])
     except ValueError:
         return False  # unknown age: assessed, and the assessment says what is missing
     when = today or dt.date.today()

@@ -13,14 +13,24 @@ Anything else goes on, body and all, to the app, whose route answers it exactly 
 body that is empty, not JSON, not of a JSON content type or not the model gets FastAPI's own
 422, 400 or whatever it gives. The route stays declared in the app (the OpenAPI document
 describes it, and it serves those calls), and both paths run the same endpoint.
+
+The body is parsed with orjson, and whatever orjson refuses goes on to the app, which parses
+it with the standard library as before: NaN and Infinity, a lone surrogate escape, a
+byte-order mark, nesting deeper than orjson's 1,024 levels. One difference remains: an integer
+beyond 64 bits becomes a float (the standard library keeps it whole); no FHIR integer is that
+large, and the value is refused either way, by its type or its range. Measured with callgrind
+(instructions, which the machine's changing speed does not move) on the benchmark's call, the
+lane parsing with orjson and the light check without its walk of the whole tree for depth
+(see :func:`imnm.fhir.common._validate_read`) took 4.17 million instructions a call against
+4.82 million.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -64,8 +74,8 @@ class FastLane:
         if body is None:
             return  # the client went away
         try:
-            call = self.model.model_validate(json.loads(body)) if body else None
-        except (ValueError, RecursionError, ValidationError):  # (JSONDecodeError is one)
+            call = self.model.model_validate(orjson.loads(body)) if body else None
+        except (ValueError, ValidationError):  # (orjson's JSONDecodeError is a ValueError)
             call = None
         if call is None:  # FastAPI's route says what is wrong, in its own words
             await self.app(scope, replay(body, receive), send)
