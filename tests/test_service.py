@@ -605,6 +605,58 @@ def test_what_orjson_refuses_the_route_still_reads_as_before(dev: TestClient) ->
     assert response.json()["cards"][0]["summary"].startswith("Test for anti-HMGCR")
 
 
+def test_a_prefetch_that_is_not_a_json_object_is_refused_by_name_and_null_is_missing(
+        dev: TestClient) -> None:
+    url = f"/cds-services/{SERVICE_ID}"
+    for key, value in (("patient", [1]), ("patient", "Patient/1"), ("conditions", 5),
+                       ("observations", [{"resourceType": "Observation"}])):
+        call = hook_call(fhirServer=None)
+        call["prefetch"][key] = value
+        response = dev.post(url, json=call)
+        assert response.status_code == 422, (key, value, response.text)
+        assert [p["field"] for p in response.json()["problems"]] == [f"prefetch.{key}"]
+
+
+def test_prefetch_imnm_could_not_get_is_said_never_read_as_an_empty_record(
+        dev: TestClient) -> None:
+    """Conditions sent as null, left out with no FHIR server to ask, or asked of a server that
+    fails or answers with no resource: the card says imnm could not screen, as for an
+    OperationOutcome, where the same child with no conditions at all gets no card."""
+    url = f"/cds-services/{SERVICE_ID}"
+    child = "duchenne-genetically-confirmed"
+    assert dev.post(url, json=hook_call(child)).json() == {"cards": []}
+
+    def said(response: Any) -> bool:
+        cards = response.json()["cards"]
+        return (response.status_code == 200 and len(cards) == 1
+                and "did not return conditions" in cards[0]["summary"])
+
+    call = hook_call(child, fhirServer=None)
+    call["prefetch"]["conditions"] = None
+    assert said(dev.post(url, json=call))
+    del call["prefetch"]["conditions"]
+    assert said(dev.post(url, json=call))
+    prefetch = prefetch_for(child)
+    for answer in (RuntimeError("timed out"), [], {"resourceType": "OperationOutcome"}):
+        def server(base: str, query: str, token_: str | None, answer: Any = answer) -> Any:
+            if query.startswith("Condition"):
+                if isinstance(answer, Exception):
+                    raise answer
+                return answer
+            raise AssertionError(query)  # only the conditions are missing
+
+        client = TestClient(create_app(development=True, fetch_fhir=server))
+        call = hook_call(child)
+        del call["prefetch"]["conditions"]
+        assert said(client.post(url, json=call)), answer
+    empty = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    client = TestClient(create_app(development=True, fetch_fhir=lambda *a: empty))
+    call = hook_call(child)
+    del call["prefetch"]["conditions"]
+    assert client.post(url, json=call).json() == {"cards": []}  # fetched: really none
+    assert prefetch["conditions"]["entry"]  # (the child does have conditions)
+
+
 def test_a_birth_date_that_is_not_text_is_refused_not_taken_as_an_age(dev: TestClient) -> None:
     call = hook_call()
     call["prefetch"]["patient"]["birthDate"] = 19630101  # a number Python would read as a date

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from imnm import __version__
 from imnm.assessment import assess, triage
-from imnm.errors import InputError, Problem
+from imnm.errors import InputError, Problem, shorten
 from imnm.fhir import from_bundle, is_bundle
 from imnm.knowledge import load_knowledge
 from imnm.patient import MAX_AGE_YEARS, load_patient
@@ -282,7 +282,15 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
             raise InputError([Problem("context", "", "userId, and patientId (and encounterId) "
                                       "as FHIR ids: letters, digits, '-' and '.', at most 64")
                               ]) from None
-        prefetch = dict(call.prefetch or {})
+        # A prefetch sent as null was not fetched: missing, like one left out. Any other value
+        # that is not a JSON object cannot be a resource or a Bundle: refused by name, never
+        # dropped (a list of conditions that is not a Bundle is not "no conditions").
+        prefetch = {k: v for k, v in (call.prefetch or {}).items() if v is not None}
+        wrong = [Problem(f"prefetch.{k}", shorten(v), "a FHIR resource or Bundle (a JSON "
+                         "object)") for k, v in prefetch.items()
+                 if k in PREFETCH and not isinstance(v, Mapping)]
+        if wrong:
+            raise InputError(wrong)
         # A prefetch the EHR failed to fill can arrive as an OperationOutcome (CDS Hooks 2.0):
         # that is missing data, never "no conditions".
         unreadable = sorted(k for k, v in prefetch.items() if k in PREFETCH and isinstance(
@@ -295,12 +303,19 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
             for key in missing:
                 query = PREFETCH[key].replace("{{context.patientId}}", context.patientId)
                 try:
-                    prefetch[key] = await run_in_threadpool(fetch_fhir, call.fhirServer,
-                                                            query, token)
+                    fetched = await run_in_threadpool(fetch_fhir, call.fhirServer, query, token)
                 except Exception:
                     LOG.info("FHIR server did not answer the %s query", key)
+                    continue
+                if isinstance(fetched, Mapping) and fetched.get("resourceType") not in (
+                        None, "OperationOutcome"):
+                    prefetch[key] = fetched
+                else:
+                    LOG.info("FHIR server answered the %s query with no resource", key)
             missing = [k for k in PREFETCH if k not in prefetch]
-            unreadable = [k for k in unreadable if k in missing]
+        # Whatever imnm could not get, by prefetch or from the server, is said (on a card of
+        # its own when no other card speaks), never read as an empty record.
+        unreadable = sorted(set(unreadable) | set(missing))
         if "patient" in missing or not prefetch.get("patient"):
             return JSONResponse(status_code=412, content={
                 "problems": [{"field": "prefetch.patient", "expected": "prefetch or a FHIR "
