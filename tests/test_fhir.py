@@ -270,6 +270,66 @@ def test_the_light_check_turns_any_value_in_a_read_field_into_a_clear_error() ->
     check()
 
 
+def _placed(path: tuple[str, ...], value: Any) -> Any:
+    """``value`` at ``path`` ("0" an array's item), the levels above it sound."""
+    for key in reversed(path):
+        value = [value] if key == "0" else {key: value}
+    return value
+
+
+# Values that sit on the edges of the leaf checks: each JSON type, bool against number, big
+# and not-a-number floats, dates with Unicode digits or a trailing newline, nulls in arrays.
+_EDGES: list[Any] = [
+    "x", "", 5, 0, -0.0, 5.5, float("nan"), float("inf"), 10**30, True, False, None, [], {},
+    ["x"], [None], [{}], [[]], {"a": 1}, {"coding": None}, "2015", "2015-01", "2015-01-01",
+    "2015-01-01T10:00", "2015-01-01T10:00:00.25+01:00", "2015-01-01\n", "2015-1-01",
+    "\u0662\u0660\u0661\u0665", "2015-01-01T25:00Z"]
+
+
+def test_the_rust_shape_check_and_the_python_one_agree_on_every_value() -> None:
+    """The light check first asks pydantic-core (in Rust) whether a resource is sound and only
+    then, when it is not, the Python checkers, which name each problem: the two must give the
+    same verdict, or a resource the Python checks refuse could pass unchecked."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from imnm.fhir import shapes
+
+    def slow(kind: str, resource: dict[str, Any], part: str = "") -> bool:
+        problems: list[Any] = []
+        checkers = {"": shapes._CHECKS, "keys": shapes._KEYS, "rest": shapes._REST}[part]
+        checkers[kind](resource, (None, "r"), problems)
+        return not problems
+
+    def agree(kind: str, resource: dict[str, Any]) -> None:
+        assert shapes._SOUND[kind](resource) == slow(kind, resource), (kind, resource)
+        if kind in shapes.KEY_FIELDS:
+            for part, sound in (("keys", shapes._SOUND_KEYS), ("rest", shapes._SOUND_REST)):
+                assert sound[kind](resource) == slow(kind, resource, part), (part, resource)
+
+    paths = _read_paths()
+    checked = 0
+    for kind, path in paths:
+        for value in _EDGES:
+            agree(kind, {"resourceType": kind} | _placed(path, value))
+            checked += 1
+    assert checked > 3000
+    for example in sorted(EXAMPLES.glob("*.json")):
+        bundle = to_bundle(load_patient(example.read_text(encoding="utf-8")))
+        for entry in bundle["entry"]:
+            if entry["resource"]["resourceType"] in shapes.READ:
+                agree(entry["resource"]["resourceType"], entry["resource"])
+
+    @settings(max_examples=400, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(which=st.integers(0, len(paths) - 1), value=_json_values())
+    def any_value(which: int, value: Any) -> None:
+        kind, path = paths[which]
+        agree(kind, {"resourceType": kind} | _placed(path, value))
+
+    any_value()
+
+
 def _bundle_and_observations(example: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An example child as a Bundle, and its Observations (to change in place)."""
     from imnm.fhir import to_bundle

@@ -16,10 +16,13 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic_core import SchemaValidator, ValidationError, core_schema
+
 from imnm.errors import Problem, shorten
 
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
-                   r"(Z|[+-]\d{2}:\d{2})?)?)?)?$")
+# FHIR's date and dateTime: ASCII digits, nothing after (\Z, where $ would let a newline end it).
+_DATE = re.compile(r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+                   r"(Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?\Z")
 
 Check = Callable[[object], str | None]  # None when the value fits, else what was expected
 
@@ -155,6 +158,52 @@ _REST: dict[str, Checker] = {kind: _compile({k: v for k, v in READ[kind].items()
 
 Used = Callable[[Mapping[str, Any]], bool]
 
+# The same shapes as pydantic-core validators, asking of each value exactly what the leaf
+# checks above ask (strict: no coercion; a number is an int or a float, never a bool; a date
+# matches _DATE, whose \Z the Rust engine spells \z). They answer only "sound or not", in
+# Rust: a resource they pass has no problems; one they refuse goes through the checkers above,
+# which name each problem. (A test holds the two to the same answer.)
+_LEAVES: dict[Check, Any] = {
+    _string: core_schema.str_schema(strict=True),
+    _number: core_schema.union_schema([core_schema.int_schema(strict=True),
+                                       core_schema.float_schema(strict=True)]),
+    _boolean: core_schema.bool_schema(strict=True),
+    _integer: core_schema.int_schema(strict=True),
+    _datetime: core_schema.str_schema(strict=True, pattern=_DATE.pattern.replace("\\Z", "\\z")),
+}
+
+
+def _core(shape: Any) -> Any:
+    if isinstance(shape, dict):
+        return core_schema.typed_dict_schema(
+            {key: core_schema.typed_dict_field(core_schema.nullable_schema(_core(inner)),
+                                               required=False)
+             for key, inner in shape.items()},
+            extra_behavior="ignore", strict=True)
+    if isinstance(shape, list):
+        return core_schema.list_schema(_core(shape[0]), strict=True)
+    return _LEAVES[shape]
+
+
+def _sound(shape: dict[str, Any]) -> Callable[[object], bool]:
+    validator = SchemaValidator(_core(shape))
+
+    def sound(value: object) -> bool:
+        try:
+            validator.validate_python(value)
+        except ValidationError:
+            return False
+        return True
+
+    return sound
+
+
+_SOUND = {kind: _sound(shape) for kind, shape in READ.items()}
+_SOUND_KEYS = {kind: _sound({k: READ[kind][k] for k in keys})
+               for kind, keys in KEY_FIELDS.items()}
+_SOUND_REST = {kind: _sound({k: v for k, v in READ[kind].items() if k not in keys})
+               for kind, keys in KEY_FIELDS.items()}
+
 
 def read_problems(resource: Mapping[str, Any], where: str, used: Used | None = None
                   ) -> list[Problem]:
@@ -164,6 +213,11 @@ def read_problems(resource: Mapping[str, Any], where: str, used: Used | None = N
     first; when they are sound and ``used(resource)`` says the reader goes no further than
     them, the rest is not read, so it is not checked either."""
     kind = str(resource.get("resourceType"))
+    if used is not None and kind in _SOUND_KEYS:
+        if _SOUND_KEYS[kind](resource) and (not used(resource) or _SOUND_REST[kind](resource)):
+            return []
+    elif kind not in _SOUND or _SOUND[kind](resource):
+        return []
     problems: list[Problem] = []
     path = (None, where)
     if used is not None and (keys := _KEYS.get(kind)) is not None:
