@@ -176,8 +176,10 @@ def _frame_problems(bundle: Mapping[str, Any]) -> list[Problem]:
             frame.append(Problem(f"{where}.entry", shorten(entries), "a JSON array"))
             continue
         for i, entry in enumerate(entries):
-            resource = entry.get("resource") if isinstance(entry, Mapping) else entry
-            if not isinstance(entry, Mapping) or not isinstance(resource, Mapping):
+            # (a dict first: parsed JSON is dicts, and the test skips an ABC check)
+            entry_ok = isinstance(entry, dict) or isinstance(entry, Mapping)
+            resource = entry.get("resource") if entry_ok else entry
+            if not entry_ok or not (isinstance(resource, dict) or isinstance(resource, Mapping)):
                 frame.append(Problem(f"{where}.entry.{i}", shorten(entry),
                                      "an entry with a resource (a JSON object)"))
                 continue
