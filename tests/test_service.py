@@ -605,7 +605,7 @@ def test_what_orjson_refuses_the_route_still_reads_as_before(dev: TestClient) ->
     assert response.json()["cards"][0]["summary"].startswith("Test for anti-HMGCR")
 
 
-def test_a_prefetch_that_is_not_a_json_object_is_refused_by_name_and_null_is_missing(
+def test_a_prefetch_that_is_not_a_json_object_or_null_is_refused_by_name(
         dev: TestClient) -> None:
     url = f"/cds-services/{SERVICE_ID}"
     for key, value in (("patient", [1]), ("patient", "Patient/1"), ("conditions", 5),
@@ -619,9 +619,9 @@ def test_a_prefetch_that_is_not_a_json_object_is_refused_by_name_and_null_is_mis
 
 def test_prefetch_imnm_could_not_get_is_said_never_read_as_an_empty_record(
         dev: TestClient) -> None:
-    """Conditions sent as null, left out with no FHIR server to ask, or asked of a server that
-    fails or answers with no resource: the card says imnm could not screen, as for an
-    OperationOutcome, where the same child with no conditions at all gets no card."""
+    """Conditions left out with no FHIR server to ask, or asked of a server that fails or
+    answers with no resource: the card says imnm could not screen, as for an OperationOutcome.
+    Conditions sent as null are "no data" (CDS Hooks 2.0): the child has none, no card."""
     url = f"/cds-services/{SERVICE_ID}"
     child = "duchenne-genetically-confirmed"
     assert dev.post(url, json=hook_call(child)).json() == {"cards": []}
@@ -633,7 +633,11 @@ def test_prefetch_imnm_could_not_get_is_said_never_read_as_an_empty_record(
 
     call = hook_call(child, fhirServer=None)
     call["prefetch"]["conditions"] = None
-    assert said(dev.post(url, json=call))
+    assert dev.post(url, json=call).json() == {"cards": []}
+    call = hook_call("lgmd-label-never-tested", fhirServer=None)
+    call["prefetch"]["conditions"] = None  # no label, so nothing to flag
+    assert dev.post(url, json=call).json() == {"cards": []}
+    call = hook_call(child, fhirServer=None)
     del call["prefetch"]["conditions"]
     assert said(dev.post(url, json=call))
     prefetch = prefetch_for(child)

@@ -282,13 +282,14 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
             raise InputError([Problem("context", "", "userId, and patientId (and encounterId) "
                                       "as FHIR ids: letters, digits, '-' and '.', at most 64")
                               ]) from None
-        # A prefetch sent as null was not fetched: missing, like one left out. Any other value
-        # that is not a JSON object cannot be a resource or a Bundle: refused by name, never
-        # dropped (a list of conditions that is not a Bundle is not "no conditions").
-        prefetch = {k: v for k, v in (call.prefetch or {}).items() if v is not None}
+        # null is "no data" (CDS Hooks: "If the CDS Client has no data to populate a template
+        # prefetch key, the prefetch template key MUST have a value of null"): nothing to read,
+        # not something missing. Any other value that is not a JSON object cannot be a resource
+        # or a Bundle: refused by name, never dropped (a list of conditions is not "none").
+        prefetch = dict(call.prefetch or {})
         wrong = [Problem(f"prefetch.{k}", shorten(v), "a FHIR resource or Bundle (a JSON "
-                         "object)") for k, v in prefetch.items()
-                 if k in PREFETCH and not isinstance(v, Mapping)]
+                         "object), or null for no data") for k, v in prefetch.items()
+                 if k in PREFETCH and v is not None and not isinstance(v, Mapping)]
         if wrong:
             raise InputError(wrong)
         # A prefetch the EHR failed to fill can arrive as an OperationOutcome (CDS Hooks 2.0):
@@ -313,8 +314,9 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
                 else:
                     LOG.info("FHIR server answered the %s query with no resource", key)
             missing = [k for k in PREFETCH if k not in prefetch]
-        # Whatever imnm could not get, by prefetch or from the server, is said (on a card of
-        # its own when no other card speaks), never read as an empty record.
+        # Whatever imnm could not get, by prefetch or from the server (a key the EHR left out,
+        # as it must when its own fetch failed), is said (on a card of its own when no other
+        # card speaks), never read as an empty record.
         unreadable = sorted(set(unreadable) | set(missing))
         if "patient" in missing or not prefetch.get("patient"):
             return JSONResponse(status_code=412, content={
