@@ -1,0 +1,128 @@
+"""Instructions per CDS Hooks call, counted by valgrind's callgrind. Run by hand:
+
+    .venv/bin/python benchmarks/instructions.py [--extra 0 140] [--calls 100] [--src DIR]
+
+This machine's speed changes by a third from one minute to the next, which hides a change of a
+tenth in any wall-clock figure; the number of instructions a call executes does not change with
+it (two runs of the same code agree to within 0.1 %). Each figure is the hook call served in
+process through the whole ASGI app (development mode, the in-memory report store, no HTTP
+server or kernel), as `benchmarks/service.py` sends it: the benchmark's prefetch, with
+``--extra`` unused laboratory results added (140 is a real child's record, issue 14). It is
+``(Ir(10 + calls) - Ir(10)) / calls``: two runs under callgrind, so imports and the first calls
+cancel out. ``--src`` measures another checkout's ``src`` (to compare two versions). The
+figures go to benchmarks/results/instructions.txt. Needs Debian's ``valgrind``; a few minutes.
+Instructions are not time (a C library that does more per instruction is under-counted), so
+a change this shows should still be seen under load with `benchmarks/service.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "instructions.txt"
+WARM = 10
+
+# The driver run under callgrind: the app built, then N hook calls through its ASGI interface.
+DRIVER = """
+import asyncio, json, sys
+sys.path.insert(0, {bench!r}); sys.path.insert(0, {src!r})
+import service as bench
+from imnm.service.app import create_app, settle_for_serving
+app = create_app(development=True)
+settle_for_serving()
+body = json.dumps(bench.payload({extra})).encode()
+path = "/cds-services/imnm-patient-view"
+scope = {{"type": "http", "asgi": {{"version": "3.0"}}, "http_version": "1.1", "method": "POST",
+         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+         "root_path": "", "headers": [(b"host", b"127.0.0.1:8000"),
+         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+         "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}}
+
+async def call():
+    sent = False
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {{"type": "http.request", "body": body, "more_body": False}}
+        await asyncio.sleep(3600)
+    out = []
+    async def send(message):
+        out.append(message)
+    await app(dict(scope), receive, send)
+    assert out[0]["status"] == 200, out
+
+async def main():
+    for _ in range({n}):
+        await call()
+
+asyncio.run(main())
+"""
+
+
+def instructions(src: Path, extra: int, n: int) -> int:
+    """Instructions callgrind counted for the driver making ``n`` calls."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out",
+             sys.executable, "-c", DRIVER.format(bench=str(ROOT / "benchmarks"), src=str(src),
+                                                 extra=extra, n=n)],
+            capture_output=True, text=True, check=False,
+            env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"})
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if out.returncode != 0 or found is None:
+        sys.exit(f"instructions.py: the run under callgrind failed (exit {out.returncode}):\n"
+                 + out.stderr[-2000:])
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--extra", type=int, nargs="+", default=[0, 140],
+                        help="unused laboratory results added to the prefetch")
+    parser.add_argument("--calls", type=int, default=100, help="calls counted")
+    parser.add_argument("--src", type=Path, default=ROOT / "src",
+                        help="the src folder of the checkout to measure")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        sys.exit("instructions.py: valgrind is not installed (Debian: apt install valgrind)")
+    import service  # this folder's benchmarks/service.py: the payload
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(args.src)], check=True)
+    version = subprocess.run(["valgrind", "--version"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    lines = [f"machine: {platform.platform()}, python {platform.python_version()}, {version}; "
+             f"src {args.src}; each figure (Ir({WARM} + {args.calls}) - Ir({WARM})) / "
+             f"{args.calls}, the hook call in process (development mode)"]
+    for extra in args.extra:
+        body = service.payload(extra)
+        size = len(json.dumps(body).encode())
+        prefetch = body["prefetch"]
+        assert isinstance(prefetch, dict)
+        count = sum(len(v["entry"]) if v.get("resourceType") == "Bundle" else 1
+                    for v in prefetch.values() if isinstance(v, dict))
+        first = instructions(args.src, extra, WARM)
+        second = instructions(args.src, extra, WARM + args.calls)
+        per_call = (second - first) / args.calls
+        line = (f"prefetch of {count} resources ({size:,} bytes; {extra} unused results): "
+                f"{per_call / 1e6:.2f} million instructions per call")
+        print(line, flush=True)
+        lines.append(line)
+    if args.src.resolve() == (ROOT / "src").resolve():
+        RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"written to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()
