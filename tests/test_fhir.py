@@ -430,6 +430,32 @@ def test_of_a_result_imnm_does_not_use_only_status_and_code_are_checked() -> Non
                                                 ("code.coding", "a JSON array")]
 
 
+def test_the_light_reading_names_unused_results_as_the_full_reading_does() -> None:
+    """The hook's reader names a result the light check judged unused without reading it
+    again: what it says must be what reading it in full says, result by result."""
+    bundle, _ = _bundle_and_observations("case-series-2025-patient-1-course")
+    bundle["entry"] += [
+        _haemoglobin(0), _haemoglobin(1, status="cancelled"),
+        _haemoglobin(2, status="entered-in-error"),
+        _haemoglobin(3, code={"text": "Sodium"}), _haemoglobin(4, code={}),
+        _haemoglobin(5, code={"coding": [{"system": "http://loinc.org"},
+                                         {"code": "x"}, {"system": "urn:site", "code": "7"}]}),
+        {"resource": {k: v for k, v in _haemoglobin(6, code={"text": "Anti-SRP antibody, serum"},
+                                                    valueString="negative")["resource"].items()
+                      if k != "valueQuantity"}},
+        _haemoglobin(7, code={"coding": [{"system": "http://loinc.org", "code": "2951-2"}]})]
+    light_patient, light = from_bundle(bundle, validate="read")
+    full_patient, full = from_bundle(bundle)
+    assert light_patient == full_patient
+    assert light.unrecognised_codes == full.unrecognised_codes
+    assert light.ignored == full.ignored
+    named = "\n".join(light.unrecognised_codes + light.ignored)
+    for i in (0, 3, 4, 5, 7):
+        assert f"Observation/hb{i}: Observation" in named
+    assert "hb1: status cancelled" in named and "hb2: status entered-in-error" in named
+    assert "hb6" not in named  # an antibody by its words: read, not named as unused
+
+
 class _Recording(dict[str, Any]):
     """A resource that remembers which of its fields were read."""
 

@@ -194,7 +194,8 @@ def _frame_problems(bundle: Mapping[str, Any]) -> list[Problem]:
     return frame or types
 
 
-def _validate_read(bundle: Mapping[str, Any], used: Used | None = None) -> None:
+def _validate_read(bundle: Mapping[str, Any], used: Used | None = None
+                   ) -> list[dict[str, Any]]:
     """Check only what imnm reads (:mod:`imnm.fhir.shapes`): the frame, the resource types,
     and the fields the readers take, each for its FHIR JSON type. ``used`` says which
     Observations imnm reads beyond their status and code (see
@@ -206,18 +207,22 @@ def _validate_read(bundle: Mapping[str, Any], used: Used | None = None) -> None:
     a field imnm does not read is never walked, and one in a field it reads is refused at the
     first level that is not the field's type. What the JSON parser itself cannot take it
     refuses before this. The walk was a tenth of a hook call with a real record's 140 results
-    (measured, see :mod:`imnm.service.lane`)."""
+    (measured, see :mod:`imnm.service.lane`).
+
+    Returns the Bundle's resources (:func:`resources_of`), the very objects checked, for the
+    reader to read."""
     from imnm.fhir.shapes import read_problems
 
     problems = _frame_problems(bundle)
-    if not problems:
-        for i, resource in enumerate(resources_of(bundle)):
-            problems += read_problems(resource, f"bundle.resource {i} "
-                                      f"({resource.get('resourceType')})", used)
-            if len(problems) >= 20:
-                break
+    resources = [] if problems else list(resources_of(bundle))
+    for i, resource in enumerate(resources):
+        problems += read_problems(resource, f"bundle.resource {i} "
+                                  f"({resource.get('resourceType')})", used)
+        if len(problems) >= 20:
+            break
     if problems:
         raise InputError(problems[:20])
+    return resources
 
 
 def _validate_bundle(bundle: Mapping[str, Any]) -> None:

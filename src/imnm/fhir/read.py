@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any, Literal
 
 from imnm.codes import URIS, CodeSystem
@@ -90,12 +90,21 @@ def from_bundle(bundle: Mapping[str, Any], knowledge: Knowledge | None = None,
     service: a fraction of the cost, the same kind of error)."""
     kb = knowledge or load_knowledge()
     loinc = kb.loinc_index()
+    # The light check judges each Observation used or not (_observation_used); the reader
+    # keeps its verdict, by object, rather than working it out again.
+    unused: set[int] = set()
     if validate == "read":
-        _validate_read(bundle, used=partial(_observation_used, loinc=loinc))
+        def used(resource: Mapping[str, Any]) -> bool:
+            verdict = _observation_used(resource, loinc)
+            if not verdict:
+                unused.add(id(resource))
+            return verdict
+
+        resources = _validate_read(bundle, used=used)
     else:
         _validate_bundle(bundle)
+        resources = list(resources_of(bundle))
     report = ImportReport()
-    resources = list(resources_of(bundle))
     patients = [r for r in resources if r.get("resourceType") == "Patient"]
     if len(patients) != 1:
         raise InputError([Problem("bundle.entry", f"{len(patients)} Patient resources",
@@ -121,7 +130,10 @@ def from_bundle(bundle: Mapping[str, Any], knowledge: Knowledge | None = None,
         if kind == "Condition":
             _condition(resource, data, kb, report, label)
         elif kind == "Observation":
-            _observation(resource, data, ck, visits, loinc, report, label)
+            if id(resource) in unused and resource.get("status") not in _SET_ASIDE:
+                _not_used(resource.get("code") or {}, report, label)  # as _observation would
+            else:
+                _observation(resource, data, ck, visits, loinc, report, label)
         elif kind in ("MedicationStatement", "MedicationRequest", "MedicationAdministration"):
             _medication(resource, data, kb, report, label)
         elif kind == "FamilyMemberHistory":
@@ -246,6 +258,7 @@ def _antibody_in_words(text: str) -> str | None:
 
 
 _OWN_SYSTEMS = frozenset((FACT, SCORE, ANTIBODY))  # a coding in one: the result is read
+_SET_ASIDE = ("entered-in-error", "cancelled")  # statuses of results never read
 
 
 def _observation_used(resource: Mapping[str, Any],
@@ -253,7 +266,7 @@ def _observation_used(resource: Mapping[str, Any],
     """False when :func:`_observation` reads no more of a result than its status and code
     (a result imnm does not use, or one entered in error), so that its other fields need no
     check. Errs towards True: any coding in an imnm system or a LOINC code imnm knows."""
-    if resource.get("status") in ("entered-in-error", "cancelled"):
+    if resource.get("status") in _SET_ASIDE:
         return False
     code = resource.get("code") or {}
     for coding in code.get("coding") or ():
@@ -266,7 +279,7 @@ def _observation_used(resource: Mapping[str, Any],
 def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[str, Any]],
                  visits: dict[str, dict[str, Any]], loinc: dict[str, tuple[str, str | None]],
                  report: ImportReport, label: str) -> None:
-    if resource.get("status") in ("entered-in-error", "cancelled"):
+    if resource.get("status") in _SET_ASIDE:
         report.ignored.append(f"{label}: status {resource.get('status')}")
         return
     code = resource.get("code") or {}
@@ -368,6 +381,11 @@ def _observation(resource: dict[str, Any], data: dict[str, Any], ck: list[dict[s
         if antibodies.get(antibody, {}).get("status") != "positive":
             antibodies[antibody] = result
         return
+    _not_used(code, report, label)
+
+
+def _not_used(code: Mapping[str, Any], report: ImportReport, label: str) -> None:
+    """Name a result imnm does not use, by its codes."""
     codes = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in _coding(code)) or "no code"
     report.unrecognised_codes.append(f"{label}: Observation {codes} is not used by imnm")
 
