@@ -10,9 +10,10 @@ runs as in production: a JWKS file names a local issuer, and every call carries 
 RS384 token (aud the service's URL, a fresh jti), signed before each level is timed, so each
 call pays the signature check and the insert into the shared replay cache; a call for which
 no token was signed in time would be refused and counted as an error. The figures are written
-to benchmarks/results/service.txt (service-tokens.txt with --tokens). Before and after, the
-same load (50 connections) goes to a bare ASGI app on the same uvicorn: this machine's speed
-varies by half from one minute to the next, and the floor shows where it stood during the run.
+to benchmarks/results/service.txt (service-tokens.txt with --tokens, service-N-results.txt with
+--extra-results N). Before and after, the same load (50 connections) goes to a bare ASGI app on
+the same uvicorn: this machine's speed varies by half from one minute to the next, and the
+floor shows where it stood during the run.
 The load generator is wrk (Debian's `wrk`, a C program, so the client does not compete with
 the server for the interpreter) when it is installed, else a Python asyncio client; the output
 says which. The CDS Hooks specification asks for answers "on the order of 500 ms"; issue 14 sets
@@ -248,7 +249,8 @@ def main() -> None:
                         help="laboratory results imnm does not use, added to the prefetch (a "
                         "real child's record holds tens to thousands)")
     parser.add_argument("--results", help="file name in benchmarks/results (default "
-                        "service.txt, or service-tokens.txt with --tokens)")
+                        "service.txt, service-tokens.txt with --tokens, and -N-results before "
+                        ".txt with --extra-results N)")
     args = parser.parse_args()
     tool = "wrk" if shutil.which("wrk") else "python asyncio client (wrk not installed)"
     body = payload(args.extra_results)
@@ -318,7 +320,11 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text, end="")
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    name = args.results or ("service-tokens.txt" if args.tokens else "service.txt")
+    # Named by what was measured, so that a run with a real record's results does not write
+    # over the benchmark's own prefetch figures (it did once, 2026-12-01).
+    name = args.results or ("service" + ("-tokens" if args.tokens else "")
+                            + (f"-{args.extra_results}-results" if args.extra_results else "")
+                            + ".txt")
     (ROOT / "benchmarks" / "results" / name).write_text(text, encoding="utf-8")
 
 
