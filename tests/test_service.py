@@ -653,6 +653,13 @@ def test_prefetch_imnm_could_not_get_is_said_never_read_as_an_empty_record(
         call = hook_call(child)
         del call["prefetch"]["conditions"]
         assert said(client.post(url, json=call)), answer
+    # An OperationOutcome in the prefetch, then the conditions from the server: not missing.
+    client = TestClient(create_app(development=True,
+                                   fetch_fhir=lambda *a: prefetch["conditions"]))
+    call = hook_call(child)
+    call["prefetch"]["conditions"] = {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "timeout"}]}
+    assert client.post(url, json=call).json() == {"cards": []}
     empty = {"resourceType": "Bundle", "type": "searchset", "entry": []}
     client = TestClient(create_app(development=True, fetch_fhir=lambda *a: empty))
     call = hook_call(child)

@@ -294,9 +294,8 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
             raise InputError(wrong)
         # A prefetch the EHR failed to fill can arrive as an OperationOutcome (CDS Hooks 2.0):
         # that is missing data, never "no conditions".
-        unreadable = sorted(k for k, v in prefetch.items() if k in PREFETCH and isinstance(
-            v, Mapping) and v.get("resourceType") == "OperationOutcome")
-        for key in unreadable:
+        for key in [k for k, v in prefetch.items() if k in PREFETCH and isinstance(v, Mapping)
+                    and v.get("resourceType") == "OperationOutcome"]:
             del prefetch[key]
         token = call.fhirAuthorization.access_token if call.fhirAuthorization else None
         missing = [k for k in PREFETCH if k not in prefetch]
@@ -315,9 +314,10 @@ def create_app(verifier: TokenVerifier | None = None, *, development: bool = Fal
                     LOG.info("FHIR server answered the %s query with no resource", key)
             missing = [k for k in PREFETCH if k not in prefetch]
         # Whatever imnm could not get, by prefetch or from the server (a key the EHR left out,
-        # as it must when its own fetch failed), is said (on a card of its own when no other
-        # card speaks), never read as an empty record.
-        unreadable = sorted(set(unreadable) | set(missing))
+        # as it must when its own fetch failed, or answered with an OperationOutcome), is said
+        # (on a card of its own when no other card speaks), never read as an empty record.
+        # What the server gave instead is not missing.
+        unreadable = sorted(missing)
         if "patient" in missing or not prefetch.get("patient"):
             return JSONResponse(status_code=412, content={
                 "problems": [{"field": "prefetch.patient", "expected": "prefetch or a FHIR "
