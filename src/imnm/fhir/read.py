@@ -91,12 +91,13 @@ def from_bundle(bundle: Mapping[str, Any], knowledge: Knowledge | None = None,
     kb = knowledge or load_knowledge()
     loinc = kb.loinc_index()
     # The light check judges each Observation used or not (_observation_used); the reader
-    # keeps its verdict, by object, rather than working it out again.
+    # keeps, by object, the results it judged unused (set-aside statuses apart: _observation
+    # names those), to name them rather than work the verdict out again.
     unused: set[int] = set()
     if validate == "read":
         def used(resource: Mapping[str, Any]) -> bool:
             verdict = _observation_used(resource, loinc)
-            if not verdict:
+            if not verdict and resource.get("status") not in _SET_ASIDE:
                 unused.add(id(resource))
             return verdict
 
@@ -130,7 +131,7 @@ def from_bundle(bundle: Mapping[str, Any], knowledge: Knowledge | None = None,
         if kind == "Condition":
             _condition(resource, data, kb, report, label)
         elif kind == "Observation":
-            if id(resource) in unused and resource.get("status") not in _SET_ASIDE:
+            if id(resource) in unused:
                 _not_used(resource.get("code") or {}, report, label)  # as _observation would
             else:
                 _observation(resource, data, ck, visits, loinc, report, label)

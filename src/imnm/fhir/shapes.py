@@ -150,11 +150,12 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {"Observation": ("status", "code")}
 hundreds of laboratory results imnm does not use (haemoglobin, sodium...); of those only these
 are read (to name them as not used), so only these are checked."""
 
-_KEYS: dict[str, Checker] = {kind: _compile({k: READ[kind][k] for k in keys})
-                             for kind, keys in KEY_FIELDS.items()}
-_REST: dict[str, Checker] = {kind: _compile({k: v for k, v in READ[kind].items()
-                                             if k not in keys})
-                             for kind, keys in KEY_FIELDS.items()}
+# Each such type's shape split in two: its key fields, and the rest.
+_KEY_SHAPES = {kind: {k: READ[kind][k] for k in keys} for kind, keys in KEY_FIELDS.items()}
+_REST_SHAPES = {kind: {k: v for k, v in READ[kind].items() if k not in keys}
+                for kind, keys in KEY_FIELDS.items()}
+_KEYS: dict[str, Checker] = {kind: _compile(shape) for kind, shape in _KEY_SHAPES.items()}
+_REST: dict[str, Checker] = {kind: _compile(shape) for kind, shape in _REST_SHAPES.items()}
 
 Used = Callable[[Mapping[str, Any]], bool]
 
@@ -199,10 +200,8 @@ def _sound(shape: dict[str, Any]) -> Callable[[object], bool]:
 
 
 _SOUND = {kind: _sound(shape) for kind, shape in READ.items()}
-_SOUND_KEYS = {kind: _sound({k: READ[kind][k] for k in keys})
-               for kind, keys in KEY_FIELDS.items()}
-_SOUND_REST = {kind: _sound({k: v for k, v in READ[kind].items() if k not in keys})
-               for kind, keys in KEY_FIELDS.items()}
+_SOUND_KEYS = {kind: _sound(shape) for kind, shape in _KEY_SHAPES.items()}
+_SOUND_REST = {kind: _sound(shape) for kind, shape in _REST_SHAPES.items()}
 
 
 def read_problems(resource: Mapping[str, Any], where: str, used: Used | None = None
