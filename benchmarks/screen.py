@@ -195,6 +195,7 @@ def main() -> None:
     from imnm.screen import synth
 
     work = args.work or Path(tempfile.mkdtemp(prefix="imnm-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     lines = [f"machine: {platform.platform()}, {os.cpu_count()} cores, "
              f"python {platform.python_version()}"]
     figures: dict[str, dict[str, float]] = {}
