@@ -184,8 +184,8 @@ def worklist_order(row: WorklistRow) -> tuple[int, int, int, str]:
 # sets' roots come first: a few hundred rows whose
 # size the engine then knows, so joins to CONCEPT_ANCESTOR and CONCEPT_RELATIONSHIP (millions
 # of rows) build their hash tables on the roots, not on the vocabulary.
-STAGED_VIEWS = {"omop": ("imnm_set_roots", "imnm_set_concepts", "imnm_condition",
-                         "imnm_measurement", "imnm_drug"),
+STAGED_VIEWS = {"omop": ("imnm_set_roots", "imnm_set_members", "imnm_set_concepts",
+                         "imnm_condition", "imnm_measurement", "imnm_drug"),
                 "fhir": ("imnm_condition", "imnm_measurement", "imnm_drug_matches")}
 
 
