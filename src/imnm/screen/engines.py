@@ -248,6 +248,7 @@ class DuckDBEngine(_SqlViews):
         # steps on stderr, and stdout carries the worklist.
         self.con.execute("SET enable_progress_bar = false")
         self._attached: list[str] = []
+        self._described: dict[str, dict[str, str]] = {}
 
     def execute(self, sql: str) -> None:
         self.con.execute(sql)
@@ -258,17 +259,24 @@ class DuckDBEngine(_SqlViews):
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def _types(self, view: str) -> dict[str, str]:
+        if view in self._described:  # the source's own types, read when it was registered
+            return dict(self._described[view])
         return {r[0].lower(): str(r[1]).upper() for r in
                 self.con.execute(f"DESCRIBE {_ident(view)}").fetchall()}
 
     def _create_view(self, view: str, select: str) -> None:
+        self._described.pop(view, None)  # redefined: its types are asked of DuckDB again
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {_ident(view)} AS {select}")
 
     def _view_lowercase(self, view: str, relation: str) -> None:
         describe = f"DESCRIBE SELECT * FROM {relation}"  # noqa: S608 - quoted parts only
-        cols = [r[0] for r in self.con.execute(describe).fetchall()]
-        select = ", ".join(f"{_ident(c)} AS {_ident(c.lower())}" for c in cols)
+        described = [(str(r[0]), str(r[1]).upper()) for r in
+                     self.con.execute(describe).fetchall()]
+        select = ", ".join(f"{_ident(c)} AS {_ident(c.lower())}" for c, _ in described)
         self._define(view, f"SELECT {select} FROM {relation}")  # noqa: S608
+        # The view renames the columns and keeps their types: the checks that follow read
+        # them from here rather than describing the view again.
+        self._described[view] = {c.lower(): t for c, t in described}
 
     def _attach(self, path: Path) -> str:
         alias = f"omop_source_{len(self._attached)}"
