@@ -340,8 +340,8 @@ SELECT
 FROM imnm_product_concepts AS p;
 
 /* Each hop down CONCEPT_RELATIONSHIP joins the table to the few concepts found so far, so */
-/* the engine probes it with a small build side; the hierarchy rows of a real vocabulary (tens */
-/* of millions) are never gathered into one intermediate result. */
+/* the engine probes it with a small build side; the hierarchy rows of a full vocabulary */
+/* (millions) are never gathered into one intermediate result. */
 CREATE OR REPLACE TEMPORARY VIEW imnm_set_members AS
 WITH hop1 AS (
   SELECT

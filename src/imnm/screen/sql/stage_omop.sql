@@ -46,8 +46,8 @@ SELECT 'drug' AS set_name, p.concept, p.concept_id, 0 AS how_rank
 FROM imnm_product_concepts AS p;
 
 -- Each hop down CONCEPT_RELATIONSHIP joins the table to the few concepts found so far, so
--- the engine probes it with a small build side; the hierarchy rows of a real vocabulary (tens
--- of millions) are never gathered into one intermediate result.
+-- the engine probes it with a small build side; the hierarchy rows of a full vocabulary
+-- (millions) are never gathered into one intermediate result.
 CREATE OR REPLACE TEMPORARY VIEW imnm_set_members AS
 WITH hop1 AS (
     SELECT x.set_name, x.concept, r.concept_id_1 AS concept_id
