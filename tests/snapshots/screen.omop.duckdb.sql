@@ -303,7 +303,10 @@ FROM imnm_product_concepts AS p;
 
 -- Each hop down CONCEPT_RELATIONSHIP joins the table to the few concepts found so far, so
 -- the engine probes it with a small build side; the hierarchy rows of a full vocabulary
--- (millions) are never gathered into one intermediate result.
+-- (millions) are never gathered into one intermediate result. The hops repeat the join on
+-- purpose: a shared CTE is materialized when read three times (DuckDB, PostgreSQL), and a
+-- shared view becomes a temporary table in the scripts emitted for BigQuery, Redshift and
+-- T-SQL.
 CREATE OR REPLACE TEMPORARY VIEW imnm_set_members AS
 WITH hop1 AS (
     SELECT x.set_name, x.concept, r.concept_id_1 AS concept_id
