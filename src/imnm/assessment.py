@@ -4,7 +4,8 @@ The JSON form (``Assessment.to_json()``) is a stable, documented shape (docs/ass
 schema id ``imnm.assessment/1``): new keys may be added, existing keys keep their meaning.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: pydantic would evaluate every field's annotation
+# from its string (an eval and a compile each) as it builds the models, on every start.
 
 import json
 from collections.abc import Mapping

@@ -1,6 +1,7 @@
 """Findings: what a rule concludes, from which facts, under which source, and what is missing."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: pydantic would evaluate every field's annotation
+# from its string (an eval and a compile each) as it builds the models, on every start.
 
 from enum import StrEnum
 

@@ -1,6 +1,7 @@
 """Typed, frozen models of the knowledge files. They check themselves; they never open files."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: pydantic would evaluate every field's annotation
+# from its string (an eval and a compile each) as it builds the models, on every start.
 
 from enum import StrEnum
 from typing import Literal

@@ -6,7 +6,8 @@ negative) and one that is **unknown** (``None``: not examined, not tested or not
 The rules in :mod:`imnm.rules` never read ``None`` as ``False``.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: pydantic would evaluate every field's annotation
+# from its string (an eval and a compile each) as it builds the models, on every start.
 
 import datetime as dt
 import re
