@@ -2,15 +2,29 @@
 
 Run by hand (never by the test suite):  .venv/bin/python benchmarks/assess.py [--runs N]
 Prints the figures and writes them to benchmarks/results/assess.txt.
+
+    .venv/bin/python benchmarks/assess.py --instructions
+
+counts instead the instructions each cold start executes (valgrind's callgrind, Debian's
+`valgrind`; about a minute): `imnm assess` and the same floors, plus a typer command line of
+the same shape as `imnm assess` (a list of paths, an enum option) that validates one pydantic
+model, which pays what typer does per parameter on every start. This machine's speed moves by
+half from minute to minute and the floors move with it; an instruction count does not (with
+PYTHONHASHSEED fixed two runs agree to within a few thousand), so it shows how much of a
+start is imnm's own. Written to benchmarks/results/assess-instructions.txt.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +41,82 @@ FLOORS = {
     # what any typer CLI with one pydantic model pays before its own code.
     "python -c 'import typer; one pydantic model'": [sys.executable, "-c", ONE_MODEL],
 }
+
+
+# A typer command line of `imnm assess`'s shape with one pydantic model: typer builds a
+# validator for each parameter when the command runs, which importing typer does not show.
+TYPER_CLI = """
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel
+
+app = typer.Typer()
+
+
+class Format(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+def assess(files: Annotated[list[Path], typer.Argument()],
+           fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.text) -> None:
+    class M(BaseModel):
+        x: int
+
+    typer.echo(M(x=len(files)).model_dump_json())
+
+
+@app.command()
+def other() -> None:
+    pass
+
+
+app()
+"""
+
+
+def instructions(command: list[str]) -> int:
+    """Instructions callgrind counts for ``command``, start to exit (PYTHONHASHSEED=0)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out",
+             *command], capture_output=True, text=True, check=False,
+            env=os.environ | {"PYTHONHASHSEED": "0"})
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if out.returncode != 0 or found is None:
+        sys.exit(f"assess.py: the run under callgrind failed (exit {out.returncode}):\n"
+                 + out.stderr[-2000:])
+    return int(found.group(1))
+
+
+def count_instructions() -> list[str]:
+    if shutil.which("valgrind") is None:
+        sys.exit("assess.py: valgrind is not installed (Debian: apt install valgrind)")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cli = Path(tmp) / "typer_cli.py"
+        cli.write_text(TYPER_CLI, encoding="utf-8")
+        commands = {"imnm assess": [sys.executable, "-m", "imnm.cli", "assess", str(EXAMPLE),
+                                    "-f", "json"],
+                    **FLOORS,
+                    "a typer command line of the same shape, one pydantic model":
+                        [sys.executable, str(cli), "assess", str(EXAMPLE), "-f", "json"]}
+        subprocess.run(commands["a typer command line of the same shape, one pydantic model"],
+                       check=True, capture_output=True)  # its bytecode written first
+        counts = {name: instructions(command) for name, command in commands.items()}
+    version = subprocess.run(["valgrind", "--version"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    own = counts["imnm assess"] - counts[
+        "a typer command line of the same shape, one pydantic model"]
+    return [f"machine: {platform.platform()}, python {platform.python_version()}, {version}; "
+            "process start to exit, PYTHONHASHSEED=0",
+            *(f"{name}: {n / 1e6:,.0f} million instructions" for name, n in counts.items()),
+            f"imnm's own start (imnm assess less the typer command line): {own / 1e6:,.0f} "
+            f"million instructions, {own / counts['imnm assess']:.0%} of it"]
 
 
 def cold_start(runs: int) -> dict[str, list[float]]:
@@ -65,7 +155,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10, help="cold starts to time")
     parser.add_argument("--rounds", type=int, default=50, help="passes over the examples")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count each cold start's instructions under callgrind instead")
     args = parser.parse_args()
+    if args.instructions:
+        text = "\n".join(count_instructions()) + "\n"
+        print(text, end="")
+        (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
+        (ROOT / "benchmarks" / "results" / "assess-instructions.txt").write_text(
+            text, encoding="utf-8")
+        return
     cold = cold_start(args.runs)
     first, warm, n = in_process(args.rounds)
     warm_ms = sorted(t * 1000 for t in warm)
