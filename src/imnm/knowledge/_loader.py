@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -527,8 +526,7 @@ def load_knowledge(directory: str | None = None) -> Knowledge:
     next process skips parsing and validating it; a base with a problem is never cached."""
     from imnm.knowledge import _cache
 
-    path = Path(directory) if directory is not None else Path(
-        str(resources.files("imnm.knowledge") / "data"))
+    path = Path(directory) if directory is not None else Path(__file__).parent / "data"
     files = read_files(path)
     key = _cache.key(path, files)
     cached = _cache.read(key)
