@@ -93,25 +93,32 @@ def instructions(command: list[str]) -> int:
     return int(found.group(1))
 
 
+TYPER_FLOOR = "a typer command line of the same shape, one pydantic model"
+
+
+def _commands(folder: Path) -> dict[str, list[str]]:
+    """`imnm assess` and its floors, the typer command line written into ``folder`` (and run
+    once, so that its bytecode is written before it is measured)."""
+    cli = folder / "typer_cli.py"
+    cli.write_text(TYPER_CLI, encoding="utf-8")
+    commands = {"imnm assess": [sys.executable, "-m", "imnm.cli", "assess", str(EXAMPLE),
+                                "-f", "json"],
+                **FLOORS,
+                TYPER_FLOOR: [sys.executable, str(cli), "assess", str(EXAMPLE), "-f", "json"]}
+    subprocess.run(commands[TYPER_FLOOR], check=True, capture_output=True)
+    return commands
+
+
 def count_instructions() -> list[str]:
     if shutil.which("valgrind") is None:
         sys.exit("assess.py: valgrind is not installed (Debian: apt install valgrind)")
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True)
     with tempfile.TemporaryDirectory() as tmp:
-        cli = Path(tmp) / "typer_cli.py"
-        cli.write_text(TYPER_CLI, encoding="utf-8")
-        commands = {"imnm assess": [sys.executable, "-m", "imnm.cli", "assess", str(EXAMPLE),
-                                    "-f", "json"],
-                    **FLOORS,
-                    "a typer command line of the same shape, one pydantic model":
-                        [sys.executable, str(cli), "assess", str(EXAMPLE), "-f", "json"]}
-        subprocess.run(commands["a typer command line of the same shape, one pydantic model"],
-                       check=True, capture_output=True)  # its bytecode written first
-        counts = {name: instructions(command) for name, command in commands.items()}
+        counts = {name: instructions(command)
+                  for name, command in _commands(Path(tmp)).items()}
     version = subprocess.run(["valgrind", "--version"], capture_output=True, text=True,
                              check=True).stdout.strip()
-    own = counts["imnm assess"] - counts[
-        "a typer command line of the same shape, one pydantic model"]
+    own = counts["imnm assess"] - counts[TYPER_FLOOR]
     return [f"machine: {platform.platform()}, python {platform.python_version()}, {version}; "
             "process start to exit, PYTHONHASHSEED=0",
             *(f"{name}: {n / 1e6:,.0f} million instructions" for name, n in counts.items()),
@@ -120,17 +127,18 @@ def count_instructions() -> list[str]:
 
 
 def cold_start(runs: int) -> dict[str, list[float]]:
-    """`imnm assess` from process start to exit, interleaved with three floors run the same
+    """`imnm assess` from process start to exit, interleaved with four floors run the same
     way (the bare interpreter; importing pydantic and typer; typer and one pydantic model, which
-    any CLI built on them pays), so that a slow moment of the machine shows in all four."""
-    commands = {"imnm assess": [sys.executable, "-m", "imnm.cli", "assess", str(EXAMPLE),
-                                "-f", "json"], **FLOORS}
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(runs):
-        for name, command in commands.items():
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            times[name].append(time.perf_counter() - start)
+    any CLI built on them pays; a typer command line of the same shape that validates one
+    model), so that a slow moment of the machine shows in all five."""
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = _commands(Path(tmp))
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(runs):
+            for name, command in commands.items():
+                start = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                times[name].append(time.perf_counter() - start)
     return times
 
 
