@@ -17,10 +17,7 @@ start is imnm's own. Written to benchmarks/results/assess-instructions.txt.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -79,20 +76,6 @@ app()
 """
 
 
-def instructions(command: list[str]) -> int:
-    """Instructions callgrind counts for ``command``, start to exit (PYTHONHASHSEED=0)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out",
-             *command], capture_output=True, text=True, check=False,
-            env=os.environ | {"PYTHONHASHSEED": "0"})
-    found = re.search(r"Collected : (\d+)", out.stderr)
-    if out.returncode != 0 or found is None:
-        sys.exit(f"assess.py: the run under callgrind failed (exit {out.returncode}):\n"
-                 + out.stderr[-2000:])
-    return int(found.group(1))
-
-
 TYPER_FLOOR = "a typer command line of the same shape, one pydantic model"
 
 
@@ -110,14 +93,13 @@ def _commands(folder: Path) -> dict[str, list[str]]:
 
 
 def count_instructions() -> list[str]:
-    if shutil.which("valgrind") is None:
-        sys.exit("assess.py: valgrind is not installed (Debian: apt install valgrind)")
+    from instructions import callgrind, valgrind_version  # this folder's, run under callgrind
+
+    version = valgrind_version()
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True)
     with tempfile.TemporaryDirectory() as tmp:
-        counts = {name: instructions(command)
+        counts = {name: callgrind(command, {"PYTHONHASHSEED": "0"})
                   for name, command in _commands(Path(tmp)).items()}
-    version = subprocess.run(["valgrind", "--version"], capture_output=True, text=True,
-                             check=True).stdout.strip()
     own = counts["imnm assess"] - counts[TYPER_FLOOR]
     return [f"machine: {platform.platform()}, python {platform.python_version()}, {version}; "
             "process start to exit, PYTHONHASHSEED=0",

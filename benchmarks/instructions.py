@@ -80,20 +80,33 @@ asyncio.run(main())
 """
 
 
-def instructions(src: Path, extra: int, n: int, seed: int) -> int:
-    """Instructions callgrind counted for the driver making ``n`` calls, hash seed ``seed``."""
+def callgrind(command: list[str], env: dict[str, str]) -> int:
+    """Instructions callgrind counts for ``command`` from start to exit, run with ``env``
+    added to this process's environment (benchmarks/assess.py counts cold starts with it)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out",
-             sys.executable, "-c", DRIVER.format(bench=str(ROOT / "benchmarks"), src=str(src),
-                                                 extra=extra, n=n)],
-            capture_output=True, text=True, check=False,
-            env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": str(seed)})
+             *command], capture_output=True, text=True, check=False, env=os.environ | env)
     found = re.search(r"Collected : (\d+)", out.stderr)
     if out.returncode != 0 or found is None:
-        sys.exit(f"instructions.py: the run under callgrind failed (exit {out.returncode}):\n"
+        sys.exit(f"the run under callgrind failed (exit {out.returncode}):\n"
                  + out.stderr[-2000:])
     return int(found.group(1))
+
+
+def valgrind_version() -> str:
+    """valgrind's version line; exits with a word of how to install it when it is missing."""
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (Debian: apt install valgrind)")
+    return subprocess.run(["valgrind", "--version"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def instructions(src: Path, extra: int, n: int, seed: int) -> int:
+    """Instructions callgrind counted for the driver making ``n`` calls, hash seed ``seed``."""
+    return callgrind([sys.executable, "-c", DRIVER.format(
+        bench=str(ROOT / "benchmarks"), src=str(src), extra=extra, n=n)],
+        {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": str(seed)})
 
 
 def main() -> None:
@@ -106,13 +119,10 @@ def main() -> None:
     parser.add_argument("--src", type=Path, default=ROOT / "src",
                         help="the src folder of the checkout to measure")
     args = parser.parse_args()
-    if shutil.which("valgrind") is None:
-        sys.exit("instructions.py: valgrind is not installed (Debian: apt install valgrind)")
+    version = valgrind_version()
     import service  # this folder's benchmarks/service.py: the payload
 
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(args.src)], check=True)
-    version = subprocess.run(["valgrind", "--version"], capture_output=True, text=True,
-                             check=True).stdout.strip()
     lines = [f"machine: {platform.platform()}, python {platform.python_version()}, {version}; "
              f"src {args.src}; each figure (Ir({WARM} + {args.calls}) - Ir({WARM})) / "
              f"{args.calls}, the hook call in process (development mode)"]
