@@ -80,15 +80,17 @@ TYPER_FLOOR = "a typer command line of the same shape, one pydantic model"
 
 
 def _commands(folder: Path) -> dict[str, list[str]]:
-    """`imnm assess` and its floors, the typer command line written into ``folder`` (and run
-    once, so that its bytecode is written before it is measured)."""
+    """`imnm assess` and its floors, the typer command line written into ``folder``; each is
+    run once first, so that bytecode and imnm's knowledge cache are written before anything is
+    measured (after a change to imnm, its first start loads the knowledge from its files)."""
     cli = folder / "typer_cli.py"
     cli.write_text(TYPER_CLI, encoding="utf-8")
     commands = {"imnm assess": [sys.executable, "-m", "imnm.cli", "assess", str(EXAMPLE),
                                 "-f", "json"],
                 **FLOORS,
                 TYPER_FLOOR: [sys.executable, str(cli), "assess", str(EXAMPLE), "-f", "json"]}
-    subprocess.run(commands[TYPER_FLOOR], check=True, capture_output=True)
+    for command in commands.values():
+        subprocess.run(command, check=True, capture_output=True)
     return commands
 
 
