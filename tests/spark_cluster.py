@@ -73,8 +73,8 @@ def standalone_cluster(work: Path) -> Iterator[str]:
                 with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/",
                                             timeout=2) as response:
                     alive = int(json.load(response).get("aliveworkers", 0))
-            except OSError:
-                alive = 0
+            except (OSError, ValueError):  # not listening yet, or an empty page while
+                alive = 0                      # the master's web UI starts (not JSON yet)
             if alive == WORKERS:
                 break
             if any(p.poll() is not None for p in processes):

@@ -584,69 +584,66 @@ FROM imnm_drug_matches;
 /* input's coverage view (coverage_omop.sql, coverage_fhir.sql) adds these rows under its */
 /* own table name. */
 CREATE OR REPLACE TEMPORARY VIEW imnm_result_coverage AS
+WITH totals AS (
+  SELECT
+    COUNT(CASE WHEN set_name = 'ck' AND NOT value IS NULL AND factor IS NULL THEN 1 END) AS ck_unit_unreadable,
+    COUNT(CASE WHEN set_name = 'ck' AND value IS NULL THEN 1 END) AS ck_without_value,
+    COUNT(CASE WHEN set_name = 'antibody_test' AND result IS NULL THEN 1 END) AS antibody_uninterpretable,
+    COUNT(CASE WHEN result_basis = 'reference_range' THEN 1 END) AS antibody_by_reference_range,
+    COUNT(CASE WHEN set_name = 'genetic_test' AND result IS NULL THEN 1 END) AS genetic_uninterpretable
+  FROM imnm_measurement
+)
+/* one pass over the results, one row per count */
 SELECT
-  'ck_unit_unreadable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'ck' AND NOT value IS NULL AND factor IS NULL
-UNION ALL
-SELECT
-  'ck_without_value' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'ck' AND value IS NULL
-UNION ALL
-SELECT
-  'antibody_uninterpretable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'antibody_test' AND result IS NULL
-UNION ALL
-SELECT
-  'antibody_by_reference_range' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  result_basis = 'reference_range'
-UNION ALL
-SELECT
-  'genetic_uninterpretable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'genetic_test' AND result IS NULL;
+  i.item,
+  CASE i.item
+    WHEN 'ck_unit_unreadable'
+    THEN t.ck_unit_unreadable
+    WHEN 'ck_without_value'
+    THEN t.ck_without_value
+    WHEN 'antibody_uninterpretable'
+    THEN t.antibody_uninterpretable
+    WHEN 'antibody_by_reference_range'
+    THEN t.antibody_by_reference_range
+    WHEN 'genetic_uninterpretable'
+    THEN t.genetic_uninterpretable
+  END AS n
+FROM totals AS t
+CROSS JOIN VALUES
+  ('ck_unit_unreadable'),
+  ('ck_without_value'),
+  ('antibody_uninterpretable'),
+  ('antibody_by_reference_range'),
+  ('genetic_uninterpretable') AS i(item);
 
 /* imnm screen: the coverage counts of the FHIR staging, what was read, used and not read */
 /* (DuckDB dialect; transpiled to Spark SQL). Run after stage_fhir.sql and coverage_results.sql. */
+/* Each resource is read once, the patients are looked up once for all three resource types, */
+/* and each count is one pass (Spark computes a CTE again at each place it is read). */
 CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
 WITH patients AS (
   SELECT DISTINCT
     person_id
   FROM imnm_person
-), conditions AS (
+), codings /* one row per resource and coding: whether the coding's system is known and whether it */ /* matched a code set */ AS (
   SELECT
+    'Condition' AS input,
     c.id,
-    MAX(CASE WHEN NOT x.system IS NULL THEN 1 ELSE 0 END) AS known_system,
-    MAX(CASE WHEN NOT k.person_id IS NULL THEN 1 ELSE 0 END) AS used,
-    MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+    REGEXP_EXTRACT(c.subject.reference, '([^/:]+)$') AS subject,
+    CASE WHEN NOT x.system IS NULL THEN 1 ELSE 0 END AS known_system,
+    CASE WHEN NOT k.person_id IS NULL THEN 1 ELSE 0 END AS used
   FROM fhir_condition AS c
   LEFT JOIN imnm_condition_codings AS x
     ON x.resource_id = c.id
   LEFT JOIN imnm_condition AS k
     ON k.person_id = x.person_id AND k.code = x.code
-  LEFT JOIN patients AS p
-    ON p.person_id = REGEXP_EXTRACT(c.subject.reference, '([^/:]+)$')
-  GROUP BY
-    c.id
-), observations AS (
+  UNION ALL
   SELECT
+    'Observation' AS input,
     o.id,
-    MAX(CASE WHEN NOT x.system IS NULL THEN 1 ELSE 0 END) AS known_system,
-    MAX(CASE WHEN NOT k.set_name IS NULL THEN 1 ELSE 0 END) AS used,
-    MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+    REGEXP_EXTRACT(o.subject.reference, '([^/:]+)$') AS subject,
+    CASE WHEN NOT x.system IS NULL THEN 1 ELSE 0 END AS known_system,
+    CASE WHEN NOT k.set_name IS NULL THEN 1 ELSE 0 END AS used
   FROM fhir_observation AS o
   LEFT JOIN imnm_observation_codings AS x
     ON x.resource_id = o.id
@@ -654,98 +651,76 @@ WITH patients AS (
     ON k.system = x.system
     AND k.code = x.code
     AND k.set_name IN ('ck', 'antibody_test', 'genetic_test')
-  LEFT JOIN patients AS p
-    ON p.person_id = REGEXP_EXTRACT(o.subject.reference, '([^/:]+)$')
-  GROUP BY
-    o.id
-), medications AS (
+  UNION ALL
   SELECT
+    'Medication' AS input,
     m.resource_id AS id,
-    MAX(CASE WHEN NOT d.concept IS NULL THEN 1 ELSE 0 END) AS used,
-    MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+    m.person_id AS subject,
+    1 AS known_system,
+    CASE WHEN NOT d.concept IS NULL THEN 1 ELSE 0 END AS used
   FROM imnm_medications AS m
   LEFT JOIN imnm_drug_matches AS d
     ON d.resource_id = m.resource_id
+), resources AS (
+  SELECT
+    x.input,
+    x.id,
+    MAX(x.known_system) AS known_system,
+    MAX(x.used) AS used,
+    MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS orphan
+  FROM codings AS x
   LEFT JOIN patients AS p
-    ON p.person_id = m.person_id
+    ON p.person_id = x.subject
   GROUP BY
-    m.resource_id
+    x.input,
+    x.id
+), totals AS (
+  SELECT
+    input,
+    COUNT(*) AS rows_read,
+    SUM(used) AS in_code_set,
+    COUNT(CASE WHEN known_system = 0 THEN 1 END) AS no_known_code_system,
+    SUM(orphan) AS subject_not_a_patient
+  FROM resources
+  GROUP BY
+    input
+), by_item AS (
+  SELECT
+    t.input,
+    i.item,
+    CASE i.item
+      WHEN 'rows'
+      THEN t.rows_read
+      WHEN 'in_code_set'
+      THEN t.in_code_set
+      WHEN 'no_known_code_system'
+      THEN t.no_known_code_system
+      WHEN 'subject_not_a_patient'
+      THEN t.subject_not_a_patient
+    END AS n
+  FROM totals AS t
+  CROSS JOIN VALUES
+    ('rows'),
+    ('in_code_set'),
+    ('no_known_code_system'),
+    ('subject_not_a_patient') AS i(item)
 )
+/* (a resource type with no rows has no line here; the run counts it as 0) */
 SELECT
-  'Condition' AS input,
-  'rows' AS item,
-  COUNT(*) AS n
-FROM conditions
-UNION ALL
-SELECT
-  'Condition' AS input,
-  'in_code_set' AS item,
-  SUM(used) AS n
-FROM conditions
-UNION ALL
-SELECT
-  'Condition' AS input,
-  'no_known_code_system' AS item,
-  COUNT(*) AS n
-FROM conditions
+  input,
+  item,
+  n
+FROM by_item
 WHERE
-  known_system = 0
-UNION ALL
-SELECT
-  'Condition' AS input,
-  'subject_not_a_patient' AS item,
-  SUM(orphan) AS n
-FROM conditions
-UNION ALL
-SELECT
-  'Observation' AS input,
-  'rows' AS item,
-  COUNT(*) AS n
-FROM observations
-UNION ALL
-SELECT
-  'Observation' AS input,
-  'in_code_set' AS item,
-  SUM(used) AS n
-FROM observations
-UNION ALL
-SELECT
-  'Observation' AS input,
-  'no_known_code_system' AS item,
-  COUNT(*) AS n
-FROM observations
-WHERE
-  known_system = 0
-UNION ALL
-SELECT
-  'Observation' AS input,
-  'subject_not_a_patient' AS item,
-  SUM(orphan) AS n
-FROM observations
+  NOT (
+    input = 'Medication' AND item = 'no_known_code_system'
+  )
 UNION ALL
 SELECT
   'Observation' AS input,
   item,
   n
 FROM imnm_result_coverage
-UNION ALL
-SELECT
-  'Medication' AS input,
-  'rows' AS item,
-  COUNT(*) AS n
-FROM medications
-UNION ALL
-SELECT
-  'Medication' AS input,
-  'in_code_set' AS item,
-  SUM(used) AS n
-FROM medications
-UNION ALL
-SELECT
-  'Medication' AS input,
-  'subject_not_a_patient' AS item,
-  SUM(orphan) AS n
-FROM medications
 UNION ALL
 SELECT
   'Medication' AS input,
@@ -785,6 +760,12 @@ WHERE
 /*   not_assessable         a table the tier needs is missing from the input (imnm_inputs) */
 /* Weakness is rarely coded, so the screen runs the suspicion rule with proximal weakness not */
 /* required (parameter suspicion_require_proximal_weakness = false) and family history unknown. */
+/* The facts of every child are one aggregation of one stream of events, and the tiers one */
+/* pass over those facts: Spark inlines a CTE at each place it is used, so a CTE read twice is */
+/* computed twice (the shape this replaced, with the facts read by six tiers and each rule's */
+/* facts read twice, ran 38 Spark jobs of 101 stages on 600 children). Only the labels are */
+/* read twice: for the facts, and for the codes the worklist shows (one ordered aggregate */
+/* over the labels alone; over every event it cost DuckDB 40 ms at 100,000 children). */
 WITH params AS (
   SELECT
     *
@@ -800,8 +781,8 @@ WITH params AS (
   WHERE
     p.birth_date IS NULL
     OR DATEDIFF(DAY, p.birth_date, params.as_of) / 365.25 <= params.max_age_years
-), active_conditions AS (
-  SELECT
+), labels /* The active labels up to the screen date, each code once per label set. */ AS (
+  SELECT DISTINCT
     c.person_id,
     c.set_name,
     c.code
@@ -811,23 +792,29 @@ WITH params AS (
     c.active AND (
       c.start_date IS NULL OR c.start_date <= params.as_of
     )
-), label_flags AS (
+), label_codes AS (
   SELECT
     person_id,
-    MAX(CASE WHEN set_name = 'dystrophy' THEN 1 ELSE 0 END) AS has_dystrophy,
-    MAX(CASE WHEN set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END) AS has_warning_label,
     LISTAGG(code, ';') WITHIN GROUP (ORDER BY
       code) AS label_codes
-  FROM (
-    SELECT DISTINCT
-      person_id,
-      set_name,
-      code
-    FROM active_conditions
-  ) AS distinct_codes
+  FROM labels
   GROUP BY
     person_id
-), results AS (
+), events /* One row per event the rules read, up to the screen date: the labels, the results, and the */ /* drug exposures with whether each is a corticosteroid or another immunosuppressant or IVIg. */ AS (
+  SELECT
+    l.person_id,
+    l.set_name,
+    CAST(NULL AS STRING) AS concept,
+    CAST(NULL AS DOUBLE) AS value,
+    CAST(NULL AS DOUBLE) AS factor,
+    CAST(NULL AS DOUBLE) AS range_high,
+    CAST(NULL AS STRING) AS result,
+    CAST(NULL AS DATE) AS date,
+    CAST(NULL AS DATE) AS end_date,
+    0 AS steroid,
+    0 AS other_drug
+  FROM labels AS l
+  UNION ALL
   SELECT
     m.person_id,
     m.set_name,
@@ -836,241 +823,211 @@ WITH params AS (
     m.factor,
     m.range_high,
     m.result,
-    m.date
+    m.date,
+    CAST(NULL AS DATE) AS end_date,
+    0 AS steroid,
+    0 AS other_drug
   FROM imnm_measurement AS m
   CROSS JOIN params
   WHERE
     m.date IS NULL OR m.date <= params.as_of
-), ck AS (
+  UNION ALL
   SELECT
-    r.person_id,
-    r.date,
-    r.value * r.factor AS value_u_per_l,
+    d.person_id,
+    'drug' AS set_name,
+    d.concept,
+    CAST(NULL AS DOUBLE) AS value,
+    CAST(NULL AS DOUBLE) AS factor,
+    CAST(NULL AS DOUBLE) AS range_high,
+    CAST(NULL AS STRING) AS result,
+    d.start_date AS date,
+    COALESCE(d.end_date, d.start_date) AS end_date,
+    CASE WHEN cs.concept IS NULL THEN 0 ELSE 1 END AS steroid,
+    CASE WHEN ot.concept IS NULL THEN 0 ELSE 1 END AS other_drug
+  FROM imnm_drug AS d
+  CROSS JOIN params
+  /* (a concept listed twice would repeat the row, which the facts' MIN and MAX ignore) */
+  LEFT JOIN imnm_corticosteroids AS cs
+    ON cs.concept = d.concept
+  LEFT JOIN imnm_immunosuppressants AS ot
+    ON ot.concept = d.concept
+  WHERE
+    NOT d.start_date IS NULL AND d.start_date <= params.as_of
+), scored /* Each event of a child in scope, with a CK result's value and upper limit in U/L: the */ /* result's own reference range, else the band for the child's sex and age on the day (the */ /* male band where sex is unknown), else the highest band where the birth date is unknown. */ AS (
+  SELECT
+    p.person_id,
+    p.sex,
+    p.age_years,
+    e.set_name,
+    e.concept,
+    e.result,
+    e.date,
+    e.end_date,
+    e.steroid,
+    e.other_drug,
+    CASE
+      WHEN e.set_name = 'ck' AND NOT e.value IS NULL AND e.value >= 0 AND NOT e.factor IS NULL
+      THEN 1
+      ELSE 0
+    END AS is_ck,
+    e.value * e.factor AS value_u_per_l,
     COALESCE(
-      r.range_high * r.factor,
+      e.range_high * e.factor,
       b.upper_limit,
       CASE WHEN p.birth_date IS NULL THEN top.upper_limit END
     ) AS uln
-  FROM results AS r
-  CROSS JOIN params
+  FROM events AS e
   JOIN people AS p
-    ON p.person_id = r.person_id
+    ON p.person_id = e.person_id
+  CROSS JOIN params
   LEFT JOIN imnm_ck_bands AS b
-    ON b.sex = CASE WHEN p.sex IN ('male', 'female') THEN p.sex ELSE 'male' END
-    AND DATEDIFF(DAY, p.birth_date, COALESCE(r.date, params.as_of)) / 365.25 >= b.min_age_years
-    AND DATEDIFF(DAY, p.birth_date, COALESCE(r.date, params.as_of)) / 365.25 < b.max_age_years
+    ON e.set_name = 'ck'
+    AND b.sex = CASE WHEN p.sex IN ('male', 'female') THEN p.sex ELSE 'male' END
+    AND DATEDIFF(DAY, p.birth_date, COALESCE(e.date, params.as_of)) / 365.25 >= b.min_age_years
+    AND DATEDIFF(DAY, p.birth_date, COALESCE(e.date, params.as_of)) / 365.25 < b.max_age_years
   CROSS JOIN (
     SELECT
       MAX(upper_limit) AS upper_limit
     FROM imnm_ck_bands
   ) AS top
-  WHERE
-    r.set_name = 'ck' AND NOT r.value IS NULL AND r.value >= 0 AND NOT r.factor IS NULL
-), ck_peak AS (
+), facts AS (
   SELECT
-    ck.person_id,
-    MAX(ck.value_u_per_l / ck.uln) AS peak_multiple,
-    MAX(ck.value_u_per_l) AS peak_u_per_l,
-    MAX(CASE WHEN ck.value_u_per_l / ck.uln > params.min_ck_multiple THEN 1 ELSE 0 END) AS ck_high
-  FROM ck
-  CROSS JOIN params
-  GROUP BY
-    ck.person_id
-), antibodies AS (
-  SELECT
-    person_id,
+    s.person_id,
+    MAX(s.sex) AS sex,
+    MAX(s.age_years) AS age_years,
+    MAX(CASE WHEN s.set_name = 'dystrophy' THEN 1 ELSE 0 END) AS has_dystrophy,
+    MAX(CASE WHEN s.set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END) AS has_warning_label,
+    MAX(CASE WHEN s.is_ck = 1 THEN s.value_u_per_l END) AS peak_u_per_l,
+    MAX(CASE WHEN s.is_ck = 1 THEN s.value_u_per_l / s.uln END) AS peak_multiple,
     MAX(
       CASE
-        WHEN concept = 'HMGCR' AND result = 'positive'
+        WHEN s.is_ck = 1 AND s.value_u_per_l / s.uln > params.min_ck_multiple
+        THEN 1
+        ELSE 0
+      END
+    ) AS ck_high,
+    MAX(
+      CASE
+        WHEN s.set_name <> 'antibody_test'
+        THEN 0
+        WHEN s.concept = 'HMGCR' AND s.result = 'positive'
         THEN 2
-        WHEN concept = 'HMGCR' AND result = 'negative'
+        WHEN s.concept = 'HMGCR' AND s.result = 'negative'
         THEN 1
         ELSE 0
       END
     ) AS hmgcr,
     MAX(
       CASE
-        WHEN concept = 'SRP' AND result = 'positive'
+        WHEN s.set_name <> 'antibody_test'
+        THEN 0
+        WHEN s.concept = 'SRP' AND s.result = 'positive'
         THEN 2
-        WHEN concept = 'SRP' AND result = 'negative'
+        WHEN s.concept = 'SRP' AND s.result = 'negative'
         THEN 1
         ELSE 0
       END
-    ) AS srp
-  FROM results
-  WHERE
-    set_name = 'antibody_test' AND NOT result IS NULL
-  GROUP BY
-    person_id
-), genetics AS (
-  SELECT
-    person_id,
-    MAX(CASE WHEN result = 'positive' THEN 1 ELSE 0 END) AS confirmed
-  FROM results
-  WHERE
-    set_name = 'genetic_test'
-  GROUP BY
-    person_id
-), drugs AS (
-  SELECT
-    d.person_id,
-    d.concept,
-    d.start_date,
-    COALESCE(d.end_date, d.start_date) AS end_date
-  FROM imnm_drug AS d
+    ) AS srp,
+    MAX(
+      CASE WHEN s.set_name = 'genetic_test' AND s.result = 'positive' THEN 1 ELSE 0 END
+    ) AS genetic_confirmed,
+    CASE
+      WHEN MAX(s.steroid) = 1 AND MAX(s.other_drug) = 0
+      THEN DATEDIFF(
+        DAY,
+        MIN(CASE WHEN s.steroid = 1 THEN s.date END),
+        LEAST(MAX(CASE WHEN s.steroid = 1 THEN s.end_date END), MAX(params.as_of))
+      )
+    END AS steroid_alone_days
+  FROM scored AS s
   CROSS JOIN params
-  WHERE
-    NOT d.start_date IS NULL AND d.start_date <= params.as_of
-), steroid_alone AS (
-  SELECT
-    d.person_id,
-    DATEDIFF(DAY, MIN(d.start_date), LEAST(MAX(d.end_date), MAX(params.as_of))) AS days
-  FROM drugs AS d
-  CROSS JOIN params
-  WHERE
-    d.concept IN (
-      SELECT
-        concept
-      FROM imnm_corticosteroids
-    )
-    AND NOT d.person_id IN (
-      SELECT
-        person_id
-      FROM drugs
-      WHERE
-        concept IN (
-          SELECT
-            concept
-          FROM imnm_immunosuppressants
-        )
-    )
   GROUP BY
-    d.person_id
-), candidates AS (
+    s.person_id
+), tier_rules AS (
   SELECT
-    person_id
-  FROM label_flags
-  UNION
-  SELECT
-    person_id
-  FROM antibodies
-  UNION
-  SELECT
-    person_id
-  FROM steroid_alone
-  UNION
-  SELECT
-    person_id
-  FROM ck_peak
-  WHERE
-    ck_high = 1
-), facts AS (
-  SELECT
-    p.person_id,
-    p.sex,
-    p.age_years,
-    COALESCE(l.has_dystrophy, 0) AS has_dystrophy,
-    COALESCE(l.has_warning_label, 0) AS has_warning_label,
-    l.label_codes,
-    c.peak_u_per_l,
-    c.peak_multiple,
-    COALESCE(c.ck_high, 0) AS ck_high,
-    COALESCE(a.hmgcr, 0) AS hmgcr,
-    COALESCE(a.srp, 0) AS srp,
-    COALESCE(g.confirmed, 0) AS genetic_confirmed,
-    s.days AS steroid_alone_days
-  FROM candidates AS x
-  JOIN people AS p
-    ON p.person_id = x.person_id
-  LEFT JOIN label_flags AS l
-    ON l.person_id = p.person_id
-  LEFT JOIN ck_peak AS c
-    ON c.person_id = p.person_id
-  LEFT JOIN antibodies AS a
-    ON a.person_id = p.person_id
-  LEFT JOIN genetics AS g
-    ON g.person_id = p.person_id
-  LEFT JOIN steroid_alone AS s
-    ON s.person_id = p.person_id
+    *
+  FROM VALUES
+    (
+      1,
+      'test_for_antibodies',
+      'suspicion.dystrophy_label_unconfirmed [wang_liang_2023]'
+    ),
+    (
+      2,
+      'review_dystrophy_label',
+      'suspicion.antibody_positive_with_dystrophy_label [wang_liang_2023]'
+    ),
+    (
+      3,
+      'review_treatment',
+      'treatment.corticosteroid_alone [wang_liang_2023]; review by 12 weeks [share_2017]'
+    ),
+    (
+      4,
+      'not_assessable',
+      'missing input: measurement (CK, antibody and genetic results)'
+    ),
+    (5, 'not_assessable', 'missing input: condition (diagnosis labels)'),
+    (6, 'not_assessable', 'missing input: drug exposure (treatments)') AS t(tier_rule, tier, reasons)
 ), tiers AS (
   SELECT
     f.*,
-    'test_for_antibodies' AS tier,
-    'suspicion.dystrophy_label_unconfirmed [wang_liang_2023]' AS reasons
-  FROM facts AS f
-  WHERE
-    f.has_warning_label = 1
-    AND f.genetic_confirmed = 0
-    AND f.ck_high = 1
-    AND (
-      f.hmgcr = 0 OR f.srp = 0
-    )
-    AND f.hmgcr < 2
-    AND f.srp < 2
-  UNION ALL
-  SELECT
-    f.*,
-    'review_dystrophy_label' AS tier,
-    'suspicion.antibody_positive_with_dystrophy_label [wang_liang_2023]' AS reasons
-  FROM facts AS f
-  WHERE
-    f.has_dystrophy = 1 AND (
-      f.hmgcr = 2 OR f.srp = 2
-    )
-  UNION ALL
-  SELECT
-    f.*,
-    'review_treatment' AS tier,
-    'treatment.corticosteroid_alone [wang_liang_2023]; review by 12 weeks [share_2017]' AS reasons
+    t.tier,
+    t.reasons
   FROM facts AS f
   CROSS JOIN params
-  WHERE
-    (
-      f.hmgcr = 2 OR f.srp = 2
-    ) AND f.steroid_alone_days >= params.review_days
-  UNION ALL
-  SELECT
-    f.*,
-    'not_assessable' AS tier,
-    'missing input: measurement (CK, antibody and genetic results)' AS reasons
-  FROM facts AS f
   CROSS JOIN imnm_inputs AS i
-  WHERE
-    i.measurement_missing = 1 AND f.has_warning_label = 1
-  UNION ALL
-  SELECT
-    f.*,
-    'not_assessable' AS tier,
-    'missing input: condition (diagnosis labels)' AS reasons
-  FROM facts AS f
-  CROSS JOIN imnm_inputs AS i
-  WHERE
-    i.condition_missing = 1 AND f.ck_high = 1
-  UNION ALL
-  SELECT
-    f.*,
-    'not_assessable' AS tier,
-    'missing input: drug exposure (treatments)' AS reasons
-  FROM facts AS f
-  CROSS JOIN imnm_inputs AS i
-  WHERE
-    i.drug_missing = 1 AND (
-      f.hmgcr = 2 OR f.srp = 2
+  JOIN tier_rules AS t
+    ON (
+      t.tier_rule = 1
+      AND f.has_warning_label = 1
+      AND f.genetic_confirmed = 0
+      AND f.ck_high = 1
+      AND (
+        f.hmgcr = 0 OR f.srp = 0
+      )
+      AND f.hmgcr < 2
+      AND f.srp < 2
+    )
+    OR (
+      t.tier_rule = 2 AND f.has_dystrophy = 1 AND (
+        f.hmgcr = 2 OR f.srp = 2
+      )
+    )
+    OR (
+      t.tier_rule = 3
+      AND (
+        f.hmgcr = 2 OR f.srp = 2
+      )
+      AND f.steroid_alone_days >= params.review_days
+    )
+    OR (
+      t.tier_rule = 4 AND i.measurement_missing = 1 AND f.has_warning_label = 1
+    )
+    OR (
+      t.tier_rule = 5 AND i.condition_missing = 1 AND f.ck_high = 1
+    )
+    OR (
+      t.tier_rule = 6 AND i.drug_missing = 1 AND (
+        f.hmgcr = 2 OR f.srp = 2
+      )
     )
 )
 SELECT
-  person_id,
-  tier,
-  reasons,
-  sex,
-  FLOOR(age_years) AS age_years,
-  label_codes,
-  ROUND(peak_u_per_l, 1) AS peak_ck_u_per_l,
-  ROUND(peak_multiple, 2) AS peak_ck_multiple_of_uln,
-  CASE hmgcr WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_hmgcr,
-  CASE srp WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_srp,
-  steroid_alone_days AS days_on_corticosteroid_alone
-FROM tiers
+  t.person_id,
+  t.tier,
+  t.reasons,
+  t.sex,
+  FLOOR(t.age_years) AS age_years,
+  l.label_codes,
+  ROUND(t.peak_u_per_l, 1) AS peak_ck_u_per_l,
+  ROUND(t.peak_multiple, 2) AS peak_ck_multiple_of_uln,
+  CASE t.hmgcr WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_hmgcr,
+  CASE t.srp WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_srp,
+  t.steroid_alone_days AS days_on_corticosteroid_alone
+FROM tiers AS t
+LEFT JOIN label_codes AS l
+  ON l.person_id = t.person_id
 ORDER BY
-  tier NULLS LAST,
-  person_id NULLS LAST;
+  t.tier NULLS LAST,
+  t.person_id NULLS LAST;

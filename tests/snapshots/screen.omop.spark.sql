@@ -519,27 +519,35 @@ SELECT DISTINCT
   TRUE AS active
 FROM hits AS h;
 
+/* The measurement rows in a code set, read three times below: through a CTE, which DuckDB */
+/* and PostgreSQL compute once, and staged on Spark, which would compute a CTE again at each */
+/* use (imnm.screen.run.STAGED_WHERE_CTES_INLINE). */
+CREATE OR REPLACE TEMPORARY VIEW imnm_measurement_hits AS
+SELECT
+  m.person_id,
+  s.set_name,
+  s.concept,
+  s.code,
+  m.value_as_number AS value,
+  m.value_as_concept_id,
+  m.unit_concept_id,
+  LOWER(NULLIF(TRIM(m.unit_source_value), '')) AS unit_source,
+  m.range_high,
+  LOWER(NULLIF(TRIM(m.value_source_value), '')) AS value_text,
+  m.measurement_date AS date
+FROM measurement AS m
+JOIN imnm_set_concepts AS s
+  ON s.concept_id = m.measurement_concept_id
+WHERE
+  s.set_name IN ('ck', 'antibody_test', 'genetic_test');
+
 /* The unit and answer concepts of the matching rows only, looked up in CONCEPT once: the */
-/* lookups then then join a few rows, never the whole vocabulary. */
+/* lookups then join a few rows, never the whole vocabulary. */
 CREATE OR REPLACE TEMPORARY VIEW imnm_measurement AS
 WITH hits AS (
   SELECT
-    m.person_id,
-    s.set_name,
-    s.concept,
-    s.code,
-    m.value_as_number AS value,
-    m.value_as_concept_id,
-    m.unit_concept_id,
-    LOWER(NULLIF(TRIM(m.unit_source_value), '')) AS unit_source,
-    m.range_high,
-    LOWER(NULLIF(TRIM(m.value_source_value), '')) AS value_text,
-    m.measurement_date AS date
-  FROM measurement AS m
-  JOIN imnm_set_concepts AS s
-    ON s.concept_id = m.measurement_concept_id
-  WHERE
-    s.set_name IN ('ck', 'antibody_test', 'genetic_test')
+    *
+  FROM imnm_measurement_hits
 ), looked_up AS (
   SELECT
     c.concept_id,
@@ -659,90 +667,87 @@ FROM hits AS h;
 /* input's coverage view (coverage_omop.sql, coverage_fhir.sql) adds these rows under its */
 /* own table name. */
 CREATE OR REPLACE TEMPORARY VIEW imnm_result_coverage AS
+WITH totals AS (
+  SELECT
+    COUNT(CASE WHEN set_name = 'ck' AND NOT value IS NULL AND factor IS NULL THEN 1 END) AS ck_unit_unreadable,
+    COUNT(CASE WHEN set_name = 'ck' AND value IS NULL THEN 1 END) AS ck_without_value,
+    COUNT(CASE WHEN set_name = 'antibody_test' AND result IS NULL THEN 1 END) AS antibody_uninterpretable,
+    COUNT(CASE WHEN result_basis = 'reference_range' THEN 1 END) AS antibody_by_reference_range,
+    COUNT(CASE WHEN set_name = 'genetic_test' AND result IS NULL THEN 1 END) AS genetic_uninterpretable
+  FROM imnm_measurement
+)
+/* one pass over the results, one row per count */
 SELECT
-  'ck_unit_unreadable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'ck' AND NOT value IS NULL AND factor IS NULL
-UNION ALL
-SELECT
-  'ck_without_value' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'ck' AND value IS NULL
-UNION ALL
-SELECT
-  'antibody_uninterpretable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'antibody_test' AND result IS NULL
-UNION ALL
-SELECT
-  'antibody_by_reference_range' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  result_basis = 'reference_range'
-UNION ALL
-SELECT
-  'genetic_uninterpretable' AS item,
-  COUNT(*) AS n
-FROM imnm_measurement
-WHERE
-  set_name = 'genetic_test' AND result IS NULL;
+  i.item,
+  CASE i.item
+    WHEN 'ck_unit_unreadable'
+    THEN t.ck_unit_unreadable
+    WHEN 'ck_without_value'
+    THEN t.ck_without_value
+    WHEN 'antibody_uninterpretable'
+    THEN t.antibody_uninterpretable
+    WHEN 'antibody_by_reference_range'
+    THEN t.antibody_by_reference_range
+    WHEN 'genetic_uninterpretable'
+    THEN t.genetic_uninterpretable
+  END AS n
+FROM totals AS t
+CROSS JOIN VALUES
+  ('ck_unit_unreadable'),
+  ('ck_without_value'),
+  ('antibody_uninterpretable'),
+  ('antibody_by_reference_range'),
+  ('genetic_uninterpretable') AS i(item);
 
 /* imnm screen: the coverage counts of the OMOP staging, what was read, used and not read */
 /* (DuckDB dialect; transpiled to Spark SQL). Run after stage_omop.sql and coverage_results.sql. */
+/* Each count is one pass. The tally of each event table is read three times below: through */
+/* a CTE, which DuckDB and PostgreSQL compute once, and staged on Spark, which would compute */
+/* a CTE again at each use (imnm.screen.run.STAGED_WHERE_CTES_INLINE). */
+/* Rows per concept pair of each event table (thousands of pairs). */
+CREATE OR REPLACE TEMPORARY VIEW imnm_tally AS
+SELECT
+  'condition_occurrence' AS input,
+  condition_concept_id AS cid,
+  condition_source_concept_id AS sid,
+  COUNT(*) AS n
+FROM condition_occurrence
+GROUP BY
+  condition_concept_id,
+  condition_source_concept_id
+UNION ALL
+SELECT
+  'measurement' AS input,
+  measurement_concept_id AS cid,
+  CAST(NULL AS BIGINT) AS sid,
+  COUNT(*) AS n
+FROM measurement
+GROUP BY
+  measurement_concept_id
+UNION ALL
+SELECT
+  'drug_exposure' AS input,
+  drug_concept_id AS cid,
+  drug_source_concept_id AS sid,
+  COUNT(*) AS n
+FROM drug_exposure
+GROUP BY
+  drug_concept_id,
+  drug_source_concept_id;
+
 CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
 WITH members AS (
   SELECT DISTINCT
     concept_id
   FROM imnm_set_concepts
-), conditions AS (
-  SELECT
-    condition_concept_id AS cid,
-    condition_source_concept_id AS sid,
-    COUNT(*) AS n
-  FROM condition_occurrence
-  GROUP BY
-    condition_concept_id,
-    condition_source_concept_id
-), measurements AS (
-  SELECT
-    measurement_concept_id AS cid,
-    CAST(NULL AS BIGINT) AS sid,
-    COUNT(*) AS n
-  FROM measurement
-  GROUP BY
-    measurement_concept_id
-), drugs AS (
-  SELECT
-    drug_concept_id AS cid,
-    drug_source_concept_id AS sid,
-    COUNT(*) AS n
-  FROM drug_exposure
-  GROUP BY
-    drug_concept_id,
-    drug_source_concept_id
 ), tallied AS (
   SELECT
-    'condition_occurrence' AS input,
-    *
-  FROM conditions
-  UNION ALL
-  SELECT
-    'measurement' AS input,
-    *
-  FROM measurements
-  UNION ALL
-  SELECT
-    'drug_exposure' AS input,
-    *
-  FROM drugs
-), used_ids /* The distinct concept ids the rows use (thousands), looked up in CONCEPT (millions) once */ /* each: never every tallied row against the whole vocabulary. */ AS (
+    input,
+    cid,
+    sid,
+    n
+  FROM imnm_tally
+), used_ids /* The distinct concept ids the rows use, looked up in CONCEPT (millions) once each: never */ /* every tallied row against the whole vocabulary. */ AS (
   SELECT
     cid AS concept_id
   FROM tallied
@@ -776,44 +781,49 @@ WITH members AS (
     ON kc.concept_id = t.cid AND t.cid <> 0
   LEFT JOIN known AS ks
     ON ks.concept_id = t.sid AND t.sid <> 0
+), per_input AS (
+  SELECT
+    input,
+    SUM(n) AS rows_read,
+    SUM(CASE WHEN used = 1 THEN n ELSE 0 END) AS in_code_set,
+    SUM(CASE WHEN used = 0 AND unmapped = 1 THEN n ELSE 0 END) AS concept_id_0,
+    SUM(CASE WHEN used = 0 AND unmapped = 0 AND unknown = 1 THEN n ELSE 0 END) AS concept_not_in_vocabulary
+  FROM flagged
+  GROUP BY
+    input
+), by_item AS (
+  SELECT
+    p.input,
+    i.item,
+    CASE i.item
+      WHEN 'rows'
+      THEN p.rows_read
+      WHEN 'in_code_set'
+      THEN p.in_code_set
+      WHEN 'concept_id_0'
+      THEN p.concept_id_0
+      WHEN 'concept_not_in_vocabulary'
+      THEN p.concept_not_in_vocabulary
+    END AS n
+  FROM per_input AS p
+  CROSS JOIN VALUES
+    ('rows'),
+    ('in_code_set'),
+    ('concept_id_0'),
+    ('concept_not_in_vocabulary') AS i(item)
+), people AS (
+  SELECT
+    COUNT(*) AS rows_read,
+    COUNT(CASE WHEN year_of_birth IS NULL THEN 1 END) AS no_birth_year
+  FROM person
 )
 SELECT
   input,
-  'rows' AS item,
-  SUM(n) AS n
-FROM flagged
-GROUP BY
-  input
-UNION ALL
-SELECT
-  input,
-  'in_code_set' AS item,
-  SUM(n) AS n
-FROM flagged
+  item,
+  n
+FROM by_item
 WHERE
-  used = 1
-GROUP BY
-  input
-UNION ALL
-SELECT
-  input,
-  'concept_id_0' AS item,
-  SUM(n) AS n
-FROM flagged
-WHERE
-  used = 0 AND unmapped = 1
-GROUP BY
-  input
-UNION ALL
-SELECT
-  input,
-  'concept_not_in_vocabulary' AS item,
-  SUM(n) AS n
-FROM flagged
-WHERE
-  used = 0 AND unmapped = 0 AND unknown = 1
-GROUP BY
-  input
+  n > 0
 UNION ALL
 SELECT
   'measurement' AS input,
@@ -823,17 +833,17 @@ FROM imnm_result_coverage
 UNION ALL
 SELECT
   'person' AS input,
-  'rows' AS item,
-  COUNT(*) AS n
-FROM person
-UNION ALL
-SELECT
-  'person' AS input,
-  'no_birth_year' AS item,
-  COUNT(*) AS n
-FROM person
-WHERE
-  year_of_birth IS NULL
+  i.item,
+  CASE i.item
+    WHEN 'rows'
+    THEN p.rows_read
+    WHEN 'no_birth_year'
+    THEN p.no_birth_year
+  END AS n
+FROM people AS p
+CROSS JOIN VALUES
+  ('rows'),
+  ('no_birth_year') AS i(item)
 UNION ALL
 SELECT
   'vocabulary' AS input,
@@ -881,6 +891,12 @@ GROUP BY
 /*   not_assessable         a table the tier needs is missing from the input (imnm_inputs) */
 /* Weakness is rarely coded, so the screen runs the suspicion rule with proximal weakness not */
 /* required (parameter suspicion_require_proximal_weakness = false) and family history unknown. */
+/* The facts of every child are one aggregation of one stream of events, and the tiers one */
+/* pass over those facts: Spark inlines a CTE at each place it is used, so a CTE read twice is */
+/* computed twice (the shape this replaced, with the facts read by six tiers and each rule's */
+/* facts read twice, ran 38 Spark jobs of 101 stages on 600 children). Only the labels are */
+/* read twice: for the facts, and for the codes the worklist shows (one ordered aggregate */
+/* over the labels alone; over every event it cost DuckDB 40 ms at 100,000 children). */
 WITH params AS (
   SELECT
     *
@@ -896,8 +912,8 @@ WITH params AS (
   WHERE
     p.birth_date IS NULL
     OR DATEDIFF(DAY, p.birth_date, params.as_of) / 365.25 <= params.max_age_years
-), active_conditions AS (
-  SELECT
+), labels /* The active labels up to the screen date, each code once per label set. */ AS (
+  SELECT DISTINCT
     c.person_id,
     c.set_name,
     c.code
@@ -907,23 +923,29 @@ WITH params AS (
     c.active AND (
       c.start_date IS NULL OR c.start_date <= params.as_of
     )
-), label_flags AS (
+), label_codes AS (
   SELECT
     person_id,
-    MAX(CASE WHEN set_name = 'dystrophy' THEN 1 ELSE 0 END) AS has_dystrophy,
-    MAX(CASE WHEN set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END) AS has_warning_label,
     LISTAGG(code, ';') WITHIN GROUP (ORDER BY
       code) AS label_codes
-  FROM (
-    SELECT DISTINCT
-      person_id,
-      set_name,
-      code
-    FROM active_conditions
-  ) AS distinct_codes
+  FROM labels
   GROUP BY
     person_id
-), results AS (
+), events /* One row per event the rules read, up to the screen date: the labels, the results, and the */ /* drug exposures with whether each is a corticosteroid or another immunosuppressant or IVIg. */ AS (
+  SELECT
+    l.person_id,
+    l.set_name,
+    CAST(NULL AS STRING) AS concept,
+    CAST(NULL AS DOUBLE) AS value,
+    CAST(NULL AS DOUBLE) AS factor,
+    CAST(NULL AS DOUBLE) AS range_high,
+    CAST(NULL AS STRING) AS result,
+    CAST(NULL AS DATE) AS date,
+    CAST(NULL AS DATE) AS end_date,
+    0 AS steroid,
+    0 AS other_drug
+  FROM labels AS l
+  UNION ALL
   SELECT
     m.person_id,
     m.set_name,
@@ -932,241 +954,211 @@ WITH params AS (
     m.factor,
     m.range_high,
     m.result,
-    m.date
+    m.date,
+    CAST(NULL AS DATE) AS end_date,
+    0 AS steroid,
+    0 AS other_drug
   FROM imnm_measurement AS m
   CROSS JOIN params
   WHERE
     m.date IS NULL OR m.date <= params.as_of
-), ck AS (
+  UNION ALL
   SELECT
-    r.person_id,
-    r.date,
-    r.value * r.factor AS value_u_per_l,
+    d.person_id,
+    'drug' AS set_name,
+    d.concept,
+    CAST(NULL AS DOUBLE) AS value,
+    CAST(NULL AS DOUBLE) AS factor,
+    CAST(NULL AS DOUBLE) AS range_high,
+    CAST(NULL AS STRING) AS result,
+    d.start_date AS date,
+    COALESCE(d.end_date, d.start_date) AS end_date,
+    CASE WHEN cs.concept IS NULL THEN 0 ELSE 1 END AS steroid,
+    CASE WHEN ot.concept IS NULL THEN 0 ELSE 1 END AS other_drug
+  FROM imnm_drug AS d
+  CROSS JOIN params
+  /* (a concept listed twice would repeat the row, which the facts' MIN and MAX ignore) */
+  LEFT JOIN imnm_corticosteroids AS cs
+    ON cs.concept = d.concept
+  LEFT JOIN imnm_immunosuppressants AS ot
+    ON ot.concept = d.concept
+  WHERE
+    NOT d.start_date IS NULL AND d.start_date <= params.as_of
+), scored /* Each event of a child in scope, with a CK result's value and upper limit in U/L: the */ /* result's own reference range, else the band for the child's sex and age on the day (the */ /* male band where sex is unknown), else the highest band where the birth date is unknown. */ AS (
+  SELECT
+    p.person_id,
+    p.sex,
+    p.age_years,
+    e.set_name,
+    e.concept,
+    e.result,
+    e.date,
+    e.end_date,
+    e.steroid,
+    e.other_drug,
+    CASE
+      WHEN e.set_name = 'ck' AND NOT e.value IS NULL AND e.value >= 0 AND NOT e.factor IS NULL
+      THEN 1
+      ELSE 0
+    END AS is_ck,
+    e.value * e.factor AS value_u_per_l,
     COALESCE(
-      r.range_high * r.factor,
+      e.range_high * e.factor,
       b.upper_limit,
       CASE WHEN p.birth_date IS NULL THEN top.upper_limit END
     ) AS uln
-  FROM results AS r
-  CROSS JOIN params
+  FROM events AS e
   JOIN people AS p
-    ON p.person_id = r.person_id
+    ON p.person_id = e.person_id
+  CROSS JOIN params
   LEFT JOIN imnm_ck_bands AS b
-    ON b.sex = CASE WHEN p.sex IN ('male', 'female') THEN p.sex ELSE 'male' END
-    AND DATEDIFF(DAY, p.birth_date, COALESCE(r.date, params.as_of)) / 365.25 >= b.min_age_years
-    AND DATEDIFF(DAY, p.birth_date, COALESCE(r.date, params.as_of)) / 365.25 < b.max_age_years
+    ON e.set_name = 'ck'
+    AND b.sex = CASE WHEN p.sex IN ('male', 'female') THEN p.sex ELSE 'male' END
+    AND DATEDIFF(DAY, p.birth_date, COALESCE(e.date, params.as_of)) / 365.25 >= b.min_age_years
+    AND DATEDIFF(DAY, p.birth_date, COALESCE(e.date, params.as_of)) / 365.25 < b.max_age_years
   CROSS JOIN (
     SELECT
       MAX(upper_limit) AS upper_limit
     FROM imnm_ck_bands
   ) AS top
-  WHERE
-    r.set_name = 'ck' AND NOT r.value IS NULL AND r.value >= 0 AND NOT r.factor IS NULL
-), ck_peak AS (
+), facts AS (
   SELECT
-    ck.person_id,
-    MAX(ck.value_u_per_l / ck.uln) AS peak_multiple,
-    MAX(ck.value_u_per_l) AS peak_u_per_l,
-    MAX(CASE WHEN ck.value_u_per_l / ck.uln > params.min_ck_multiple THEN 1 ELSE 0 END) AS ck_high
-  FROM ck
-  CROSS JOIN params
-  GROUP BY
-    ck.person_id
-), antibodies AS (
-  SELECT
-    person_id,
+    s.person_id,
+    MAX(s.sex) AS sex,
+    MAX(s.age_years) AS age_years,
+    MAX(CASE WHEN s.set_name = 'dystrophy' THEN 1 ELSE 0 END) AS has_dystrophy,
+    MAX(CASE WHEN s.set_name IN ('dystrophy', 'unexplained_myopathy') THEN 1 ELSE 0 END) AS has_warning_label,
+    MAX(CASE WHEN s.is_ck = 1 THEN s.value_u_per_l END) AS peak_u_per_l,
+    MAX(CASE WHEN s.is_ck = 1 THEN s.value_u_per_l / s.uln END) AS peak_multiple,
     MAX(
       CASE
-        WHEN concept = 'HMGCR' AND result = 'positive'
+        WHEN s.is_ck = 1 AND s.value_u_per_l / s.uln > params.min_ck_multiple
+        THEN 1
+        ELSE 0
+      END
+    ) AS ck_high,
+    MAX(
+      CASE
+        WHEN s.set_name <> 'antibody_test'
+        THEN 0
+        WHEN s.concept = 'HMGCR' AND s.result = 'positive'
         THEN 2
-        WHEN concept = 'HMGCR' AND result = 'negative'
+        WHEN s.concept = 'HMGCR' AND s.result = 'negative'
         THEN 1
         ELSE 0
       END
     ) AS hmgcr,
     MAX(
       CASE
-        WHEN concept = 'SRP' AND result = 'positive'
+        WHEN s.set_name <> 'antibody_test'
+        THEN 0
+        WHEN s.concept = 'SRP' AND s.result = 'positive'
         THEN 2
-        WHEN concept = 'SRP' AND result = 'negative'
+        WHEN s.concept = 'SRP' AND s.result = 'negative'
         THEN 1
         ELSE 0
       END
-    ) AS srp
-  FROM results
-  WHERE
-    set_name = 'antibody_test' AND NOT result IS NULL
-  GROUP BY
-    person_id
-), genetics AS (
-  SELECT
-    person_id,
-    MAX(CASE WHEN result = 'positive' THEN 1 ELSE 0 END) AS confirmed
-  FROM results
-  WHERE
-    set_name = 'genetic_test'
-  GROUP BY
-    person_id
-), drugs AS (
-  SELECT
-    d.person_id,
-    d.concept,
-    d.start_date,
-    COALESCE(d.end_date, d.start_date) AS end_date
-  FROM imnm_drug AS d
+    ) AS srp,
+    MAX(
+      CASE WHEN s.set_name = 'genetic_test' AND s.result = 'positive' THEN 1 ELSE 0 END
+    ) AS genetic_confirmed,
+    CASE
+      WHEN MAX(s.steroid) = 1 AND MAX(s.other_drug) = 0
+      THEN DATEDIFF(
+        DAY,
+        MIN(CASE WHEN s.steroid = 1 THEN s.date END),
+        LEAST(MAX(CASE WHEN s.steroid = 1 THEN s.end_date END), MAX(params.as_of))
+      )
+    END AS steroid_alone_days
+  FROM scored AS s
   CROSS JOIN params
-  WHERE
-    NOT d.start_date IS NULL AND d.start_date <= params.as_of
-), steroid_alone AS (
-  SELECT
-    d.person_id,
-    DATEDIFF(DAY, MIN(d.start_date), LEAST(MAX(d.end_date), MAX(params.as_of))) AS days
-  FROM drugs AS d
-  CROSS JOIN params
-  WHERE
-    d.concept IN (
-      SELECT
-        concept
-      FROM imnm_corticosteroids
-    )
-    AND NOT d.person_id IN (
-      SELECT
-        person_id
-      FROM drugs
-      WHERE
-        concept IN (
-          SELECT
-            concept
-          FROM imnm_immunosuppressants
-        )
-    )
   GROUP BY
-    d.person_id
-), candidates AS (
+    s.person_id
+), tier_rules AS (
   SELECT
-    person_id
-  FROM label_flags
-  UNION
-  SELECT
-    person_id
-  FROM antibodies
-  UNION
-  SELECT
-    person_id
-  FROM steroid_alone
-  UNION
-  SELECT
-    person_id
-  FROM ck_peak
-  WHERE
-    ck_high = 1
-), facts AS (
-  SELECT
-    p.person_id,
-    p.sex,
-    p.age_years,
-    COALESCE(l.has_dystrophy, 0) AS has_dystrophy,
-    COALESCE(l.has_warning_label, 0) AS has_warning_label,
-    l.label_codes,
-    c.peak_u_per_l,
-    c.peak_multiple,
-    COALESCE(c.ck_high, 0) AS ck_high,
-    COALESCE(a.hmgcr, 0) AS hmgcr,
-    COALESCE(a.srp, 0) AS srp,
-    COALESCE(g.confirmed, 0) AS genetic_confirmed,
-    s.days AS steroid_alone_days
-  FROM candidates AS x
-  JOIN people AS p
-    ON p.person_id = x.person_id
-  LEFT JOIN label_flags AS l
-    ON l.person_id = p.person_id
-  LEFT JOIN ck_peak AS c
-    ON c.person_id = p.person_id
-  LEFT JOIN antibodies AS a
-    ON a.person_id = p.person_id
-  LEFT JOIN genetics AS g
-    ON g.person_id = p.person_id
-  LEFT JOIN steroid_alone AS s
-    ON s.person_id = p.person_id
+    *
+  FROM VALUES
+    (
+      1,
+      'test_for_antibodies',
+      'suspicion.dystrophy_label_unconfirmed [wang_liang_2023]'
+    ),
+    (
+      2,
+      'review_dystrophy_label',
+      'suspicion.antibody_positive_with_dystrophy_label [wang_liang_2023]'
+    ),
+    (
+      3,
+      'review_treatment',
+      'treatment.corticosteroid_alone [wang_liang_2023]; review by 12 weeks [share_2017]'
+    ),
+    (
+      4,
+      'not_assessable',
+      'missing input: measurement (CK, antibody and genetic results)'
+    ),
+    (5, 'not_assessable', 'missing input: condition (diagnosis labels)'),
+    (6, 'not_assessable', 'missing input: drug exposure (treatments)') AS t(tier_rule, tier, reasons)
 ), tiers AS (
   SELECT
     f.*,
-    'test_for_antibodies' AS tier,
-    'suspicion.dystrophy_label_unconfirmed [wang_liang_2023]' AS reasons
-  FROM facts AS f
-  WHERE
-    f.has_warning_label = 1
-    AND f.genetic_confirmed = 0
-    AND f.ck_high = 1
-    AND (
-      f.hmgcr = 0 OR f.srp = 0
-    )
-    AND f.hmgcr < 2
-    AND f.srp < 2
-  UNION ALL
-  SELECT
-    f.*,
-    'review_dystrophy_label' AS tier,
-    'suspicion.antibody_positive_with_dystrophy_label [wang_liang_2023]' AS reasons
-  FROM facts AS f
-  WHERE
-    f.has_dystrophy = 1 AND (
-      f.hmgcr = 2 OR f.srp = 2
-    )
-  UNION ALL
-  SELECT
-    f.*,
-    'review_treatment' AS tier,
-    'treatment.corticosteroid_alone [wang_liang_2023]; review by 12 weeks [share_2017]' AS reasons
+    t.tier,
+    t.reasons
   FROM facts AS f
   CROSS JOIN params
-  WHERE
-    (
-      f.hmgcr = 2 OR f.srp = 2
-    ) AND f.steroid_alone_days >= params.review_days
-  UNION ALL
-  SELECT
-    f.*,
-    'not_assessable' AS tier,
-    'missing input: measurement (CK, antibody and genetic results)' AS reasons
-  FROM facts AS f
   CROSS JOIN imnm_inputs AS i
-  WHERE
-    i.measurement_missing = 1 AND f.has_warning_label = 1
-  UNION ALL
-  SELECT
-    f.*,
-    'not_assessable' AS tier,
-    'missing input: condition (diagnosis labels)' AS reasons
-  FROM facts AS f
-  CROSS JOIN imnm_inputs AS i
-  WHERE
-    i.condition_missing = 1 AND f.ck_high = 1
-  UNION ALL
-  SELECT
-    f.*,
-    'not_assessable' AS tier,
-    'missing input: drug exposure (treatments)' AS reasons
-  FROM facts AS f
-  CROSS JOIN imnm_inputs AS i
-  WHERE
-    i.drug_missing = 1 AND (
-      f.hmgcr = 2 OR f.srp = 2
+  JOIN tier_rules AS t
+    ON (
+      t.tier_rule = 1
+      AND f.has_warning_label = 1
+      AND f.genetic_confirmed = 0
+      AND f.ck_high = 1
+      AND (
+        f.hmgcr = 0 OR f.srp = 0
+      )
+      AND f.hmgcr < 2
+      AND f.srp < 2
+    )
+    OR (
+      t.tier_rule = 2 AND f.has_dystrophy = 1 AND (
+        f.hmgcr = 2 OR f.srp = 2
+      )
+    )
+    OR (
+      t.tier_rule = 3
+      AND (
+        f.hmgcr = 2 OR f.srp = 2
+      )
+      AND f.steroid_alone_days >= params.review_days
+    )
+    OR (
+      t.tier_rule = 4 AND i.measurement_missing = 1 AND f.has_warning_label = 1
+    )
+    OR (
+      t.tier_rule = 5 AND i.condition_missing = 1 AND f.ck_high = 1
+    )
+    OR (
+      t.tier_rule = 6 AND i.drug_missing = 1 AND (
+        f.hmgcr = 2 OR f.srp = 2
+      )
     )
 )
 SELECT
-  person_id,
-  tier,
-  reasons,
-  sex,
-  FLOOR(age_years) AS age_years,
-  label_codes,
-  ROUND(peak_u_per_l, 1) AS peak_ck_u_per_l,
-  ROUND(peak_multiple, 2) AS peak_ck_multiple_of_uln,
-  CASE hmgcr WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_hmgcr,
-  CASE srp WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_srp,
-  steroid_alone_days AS days_on_corticosteroid_alone
-FROM tiers
+  t.person_id,
+  t.tier,
+  t.reasons,
+  t.sex,
+  FLOOR(t.age_years) AS age_years,
+  l.label_codes,
+  ROUND(t.peak_u_per_l, 1) AS peak_ck_u_per_l,
+  ROUND(t.peak_multiple, 2) AS peak_ck_multiple_of_uln,
+  CASE t.hmgcr WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_hmgcr,
+  CASE t.srp WHEN 2 THEN 'positive' WHEN 1 THEN 'negative' ELSE 'not tested' END AS anti_srp,
+  t.steroid_alone_days AS days_on_corticosteroid_alone
+FROM tiers AS t
+LEFT JOIN label_codes AS l
+  ON l.person_id = t.person_id
 ORDER BY
-  tier NULLS LAST,
-  person_id NULLS LAST;
+  t.tier NULLS LAST,
+  t.person_id NULLS LAST;

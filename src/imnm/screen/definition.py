@@ -299,6 +299,7 @@ class Rendered:
     setup: tuple[str, ...]  # lookup views and staging views
     query: str  # the worklist query
     count_query: str  # children in scope, by sex and whole years of age
+    lookups: int = 0  # how many of the setup statements (the first) are lookup views
 
     def script(self) -> str:
         """Everything as one readable script (the snapshot files)."""
@@ -315,4 +316,4 @@ def render(knowledge: Knowledge, params: Parameters, engine: Engine,
     if len(query) != 1:
         raise ScreenDefinitionError("screen.sql must hold exactly one query")
     count = transpile(POPULATION_QUERY, engine)[0]
-    return Rendered(engine, source, tuple(lookups + staging), query[0], count)
+    return Rendered(engine, source, tuple(lookups + staging), query[0], count, len(lookups))

@@ -41,6 +41,8 @@ class Engine(Protocol):
     """What the screen needs from an engine."""
 
     name: str
+    # Whether a CTE read twice is computed twice (Spark) rather than once (DuckDB, PostgreSQL)
+    inlines_ctes: bool
 
     def execute(self, sql: str) -> None: ...
 
@@ -54,6 +56,8 @@ class Engine(Protocol):
     def conform(self, need: TableNeed) -> dict[str, int]: ...
 
     def materialize(self, view: str) -> None: ...
+
+    def lookup(self, view: str) -> None: ...
 
     def register_fhir(self, directory: Path, needs: tuple[FhirNeed, ...]) -> set[str]: ...
 
@@ -181,9 +185,13 @@ class _SqlViews:
 
     casts: ClassVar[_Casts]
     spelled: ClassVar[Mapping[str, str]]  # neutral type -> this engine's type
+    inlines_ctes = False
 
     def __init__(self) -> None:
         self._views: dict[str, str] = {}
+
+    def lookup(self, view: str) -> None:
+        """A lookup view of a few rows: nothing to do (the engine sees its size)."""
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -383,6 +391,7 @@ class SparkEngine:
     """Apache Spark: local mode in tests, a cluster through --spark-master, or a session."""
 
     name = "spark"
+    inlines_ctes = True  # InlineCTE: every deterministic CTE is inlined at each reference
 
     def __init__(self, session: SparkSession | None = None, master: str | None = None) -> None:
         try:
@@ -481,6 +490,13 @@ class SparkEngine:
         """Compute a (small, filtered) staging view once, in memory; later reads use it, and
         the plans that read it stay small (the lineage is cut)."""
         self.spark.table(view).localCheckpoint(eager=True).createOrReplaceTempView(view)
+
+    def lookup(self, view: str) -> None:
+        """A lookup view of a few rows (rendered from the knowledge) is broadcast to every
+        join that reads it. Broadcasts chosen on size are off (see __init__), so without the
+        hint each join with a lookup would shuffle the rows it looks up: ten shuffles of the
+        matching measurements alone."""
+        self.spark.table(view).hint("broadcast").createOrReplaceTempView(view)
 
     def conform(self, need: TableNeed) -> dict[str, int]:
         """As DuckDBEngine.conform, in Spark SQL."""

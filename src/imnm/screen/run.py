@@ -187,6 +187,11 @@ def worklist_order(row: WorklistRow) -> tuple[int, int, int, str]:
 STAGED_VIEWS = {"omop": ("imnm_set_roots", "imnm_set_members", "imnm_set_concepts",
                          "imnm_condition", "imnm_measurement", "imnm_drug"),
                 "fhir": ("imnm_condition", "imnm_measurement", "imnm_drug_matches")}
+# Views that the SQL reads through a CTE more than once (each reads a large table): DuckDB and
+# PostgreSQL compute such a CTE once, but Spark computes a CTE again at each place it is read,
+# so on Spark these are staged too (each would otherwise read the measurement table, or every
+# event table, three times).
+STAGED_WHERE_CTES_INLINE = {"omop": ("imnm_measurement_hits", "imnm_tally"), "fhir": ()}
 
 
 _CREATED_VIEW = re.compile(r"^\s*CREATE\s+OR\s+REPLACE\s+TEMP(?:ORARY)?\s+VIEW\s+[\"`]?(\w+)",
@@ -352,12 +357,15 @@ def run_screen(
             # Each staged view is computed as soon as it is defined: a view defined over
             # views not yet computed costs the engine a bind of the whole chain (DuckDB at
             # 100k children: 0.3 s of view definitions, against 0.01 s this way).
-            staged = STAGED_VIEWS[source]
+            staged = STAGED_VIEWS[source] + (
+                STAGED_WHERE_CTES_INLINE[source] if eng.inlines_ctes else ())
             done = []
-            for statement in rendered.setup:
+            for index, statement in enumerate(rendered.setup):
                 eng.execute(statement)
                 created = _created_view(statement)
-                if created in staged:
+                if created and index < rendered.lookups:
+                    eng.lookup(created)
+                elif created in staged:
                     eng.materialize(created)
                     done.append(created)
             if sorted(done) != sorted(staged):

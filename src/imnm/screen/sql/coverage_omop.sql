@@ -1,34 +1,35 @@
 -- imnm screen: the coverage counts of the OMOP staging, what was read, used and not read
 -- (DuckDB dialect; transpiled to Spark SQL). Run after stage_omop.sql and coverage_results.sql.
+-- Each count is one pass. The tally of each event table is read three times below: through
+-- a CTE, which DuckDB and PostgreSQL compute once, and staged on Spark, which would compute
+-- a CTE again at each use (imnm.screen.run.STAGED_WHERE_CTES_INLINE).
+
+-- Rows per concept pair of each event table (thousands of pairs).
+CREATE OR REPLACE TEMPORARY VIEW imnm_tally AS
+SELECT 'condition_occurrence' AS input, condition_concept_id AS cid,
+       condition_source_concept_id AS sid, COUNT(*) AS n
+FROM condition_occurrence
+GROUP BY condition_concept_id, condition_source_concept_id
+UNION ALL
+SELECT 'measurement' AS input, measurement_concept_id AS cid, CAST(NULL AS BIGINT) AS sid,
+       COUNT(*) AS n
+FROM measurement
+GROUP BY measurement_concept_id
+UNION ALL
+SELECT 'drug_exposure' AS input, drug_concept_id AS cid, drug_source_concept_id AS sid,
+       COUNT(*) AS n
+FROM drug_exposure
+GROUP BY drug_concept_id, drug_source_concept_id;
 
 CREATE OR REPLACE TEMPORARY VIEW imnm_coverage AS
 WITH members AS (
     SELECT DISTINCT concept_id FROM imnm_set_concepts
 ),
-conditions AS (
-    SELECT condition_concept_id AS cid, condition_source_concept_id AS sid, COUNT(*) AS n
-    FROM condition_occurrence
-    GROUP BY condition_concept_id, condition_source_concept_id
-),
-measurements AS (
-    SELECT measurement_concept_id AS cid, CAST(NULL AS BIGINT) AS sid, COUNT(*) AS n
-    FROM measurement
-    GROUP BY measurement_concept_id
-),
-drugs AS (
-    SELECT drug_concept_id AS cid, drug_source_concept_id AS sid, COUNT(*) AS n
-    FROM drug_exposure
-    GROUP BY drug_concept_id, drug_source_concept_id
-),
 tallied AS (
-    SELECT 'condition_occurrence' AS input, * FROM conditions
-    UNION ALL
-    SELECT 'measurement' AS input, * FROM measurements
-    UNION ALL
-    SELECT 'drug_exposure' AS input, * FROM drugs
+    SELECT input, cid, sid, n FROM imnm_tally
 ),
--- The distinct concept ids the rows use (thousands), looked up in CONCEPT (millions) once
--- each: never every tallied row against the whole vocabulary.
+-- The distinct concept ids the rows use, looked up in CONCEPT (millions) once each: never
+-- every tallied row against the whole vocabulary.
 used_ids AS (
     SELECT cid AS concept_id FROM tallied WHERE cid IS NOT NULL AND cid <> 0
     UNION
@@ -50,23 +51,42 @@ flagged AS (
     LEFT JOIN members AS ms ON ms.concept_id = t.sid
     LEFT JOIN known AS kc ON kc.concept_id = t.cid AND t.cid <> 0
     LEFT JOIN known AS ks ON ks.concept_id = t.sid AND t.sid <> 0
+),
+per_input AS (
+    SELECT input,
+           SUM(n) AS rows_read,
+           SUM(CASE WHEN used = 1 THEN n ELSE 0 END) AS in_code_set,
+           SUM(CASE WHEN used = 0 AND unmapped = 1 THEN n ELSE 0 END) AS concept_id_0,
+           SUM(CASE WHEN used = 0 AND unmapped = 0 AND unknown = 1 THEN n ELSE 0 END)
+               AS concept_not_in_vocabulary
+    FROM flagged
+    GROUP BY input
+),
+by_item AS (
+    SELECT p.input, i.item,
+           CASE i.item
+               WHEN 'rows' THEN p.rows_read
+               WHEN 'in_code_set' THEN p.in_code_set
+               WHEN 'concept_id_0' THEN p.concept_id_0
+               WHEN 'concept_not_in_vocabulary' THEN p.concept_not_in_vocabulary
+           END AS n
+    FROM per_input AS p
+    CROSS JOIN (VALUES ('rows'), ('in_code_set'), ('concept_id_0'),
+                       ('concept_not_in_vocabulary')) AS i (item)
+),
+people AS (
+    SELECT COUNT(*) AS rows_read,
+           COUNT(CASE WHEN year_of_birth IS NULL THEN 1 END) AS no_birth_year
+    FROM person
 )
-SELECT input, 'rows' AS item, SUM(n) AS n FROM flagged GROUP BY input
-UNION ALL
-SELECT input, 'in_code_set' AS item, SUM(n) AS n FROM flagged WHERE used = 1 GROUP BY input
-UNION ALL
-SELECT input, 'concept_id_0' AS item, SUM(n) AS n FROM flagged
-WHERE used = 0 AND unmapped = 1 GROUP BY input
-UNION ALL
-SELECT input, 'concept_not_in_vocabulary' AS item, SUM(n) AS n FROM flagged
-WHERE used = 0 AND unmapped = 0 AND unknown = 1 GROUP BY input
+SELECT input, item, n FROM by_item WHERE n > 0
 UNION ALL
 SELECT 'measurement' AS input, item, n FROM imnm_result_coverage
 UNION ALL
-SELECT 'person' AS input, 'rows' AS item, COUNT(*) AS n FROM person
-UNION ALL
-SELECT 'person' AS input, 'no_birth_year' AS item, COUNT(*) AS n FROM person
-WHERE year_of_birth IS NULL
+SELECT 'person' AS input, i.item,
+       CASE i.item WHEN 'rows' THEN p.rows_read WHEN 'no_birth_year' THEN p.no_birth_year END
+           AS n
+FROM people AS p CROSS JOIN (VALUES ('rows'), ('no_birth_year')) AS i (item)
 UNION ALL
 SELECT 'vocabulary' AS input, 'concept_ancestor_rows' AS item, COUNT(*) AS n
 FROM concept_ancestor

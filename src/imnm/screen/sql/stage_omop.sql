@@ -136,19 +136,25 @@ SELECT DISTINCT
     TRUE AS active
 FROM hits AS h;
 
+-- The measurement rows in a code set, read three times below: through a CTE, which DuckDB
+-- and PostgreSQL compute once, and staged on Spark, which would compute a CTE again at each
+-- use (imnm.screen.run.STAGED_WHERE_CTES_INLINE).
+CREATE OR REPLACE TEMPORARY VIEW imnm_measurement_hits AS
+SELECT m.person_id, s.set_name, s.concept, s.code,
+       m.value_as_number AS value, m.value_as_concept_id, m.unit_concept_id,
+       LOWER(NULLIF(TRIM(m.unit_source_value), '')) AS unit_source,
+       m.range_high,
+       LOWER(NULLIF(TRIM(m.value_source_value), '')) AS value_text,
+       m.measurement_date AS date
+FROM measurement AS m
+JOIN imnm_set_concepts AS s ON s.concept_id = m.measurement_concept_id
+WHERE s.set_name IN ('ck', 'antibody_test', 'genetic_test');
+
 -- The unit and answer concepts of the matching rows only, looked up in CONCEPT once: the
--- lookups then then join a few rows, never the whole vocabulary.
+-- lookups then join a few rows, never the whole vocabulary.
 CREATE OR REPLACE TEMPORARY VIEW imnm_measurement AS
 WITH hits AS (
-    SELECT m.person_id, s.set_name, s.concept, s.code,
-           m.value_as_number AS value, m.value_as_concept_id, m.unit_concept_id,
-           LOWER(NULLIF(TRIM(m.unit_source_value), '')) AS unit_source,
-           m.range_high,
-           LOWER(NULLIF(TRIM(m.value_source_value), '')) AS value_text,
-           m.measurement_date AS date
-    FROM measurement AS m
-    JOIN imnm_set_concepts AS s ON s.concept_id = m.measurement_concept_id
-    WHERE s.set_name IN ('ck', 'antibody_test', 'genetic_test')
+    SELECT * FROM imnm_measurement_hits
 ),
 looked_up AS (
     SELECT c.concept_id, c.concept_code, c.vocabulary_id, c.concept_name
