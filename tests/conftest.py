@@ -53,6 +53,10 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
+# Spark's settings for the tests (C1-only JIT for short runs; see the file), before any
+# Spark JVM starts, including the CLI's in subprocesses and the test cluster's.
+os.environ["SPARK_CONF_DIR"] = str(Path(__file__).resolve().parent / "spark-conf")
+
 _CACHE = tempfile.mkdtemp(prefix="imnm-test-cache-")
 os.environ["IMNM_CACHE_DIR"] = _CACHE  # before any test module loads the knowledge
 

@@ -38,7 +38,10 @@ def cluster_environment() -> dict[str, str]:
     """What the cluster and its driver need: loopback only, and this Python for any Python
     worker an executor starts."""
     return os.environ | {"SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
-                         "SPARK_DAEMON_MEMORY": DAEMON_MEMORY, "PYSPARK_PYTHON": sys.executable,
+                         "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
+                         # the master's and workers' JVMs: C1 only, as the tests' drivers and
+                         # executors (tests/spark-conf/spark-defaults.conf)
+                         "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1", "PYSPARK_PYTHON": sys.executable,
                          "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_NO_DAEMONIZE": "1"}
 
 

@@ -190,6 +190,56 @@ def test_spark_broadcasts_only_what_it_has_measured_small(population: dict[str, 
     assert "isFinalPlan=true" in final and "BroadcastHashJoin" in final
 
 
+def test_spark_reads_each_input_once_and_broadcasts_the_lookups(
+        population: dict[str, Path], spark: SparkEngine) -> None:
+    """Spark inlines a CTE at each place it is read. The worklist read the staged views 31
+    times (the facts once per tier, each rule's facts twice) and the coverage counts read the
+    event tables again at each use of their tally. Now the worklist reads each staged view
+    once (the labels twice: facts and codes) and the person table once; the coverage counts
+    read no event table (the tally is staged on Spark, not on DuckDB); a join with a lookup
+    view is a broadcast, not a shuffle of the rows looked up."""
+    import re
+
+    from imnm.knowledge import load_knowledge
+    from imnm.screen.definition import Parameters, render
+    from imnm.screen.run import STAGED_WHERE_CTES_INLINE
+
+    run_screen("omop", str(population["parquet"]), engine=spark, as_of=synth.AS_OF)
+    kb = load_knowledge()
+    query = render(kb, Parameters.from_knowledge(kb, synth.AS_OF), "spark", "omop").query
+    worklist = spark.spark.sql(query)._jdf.queryExecution().optimizedPlan().toString()
+    assert worklist.count("LogicalRDD") == 4
+    assert len(re.findall(r"Relation \[[^\]]*\] parquet", worklist)) == 1
+    coverage = spark.spark.sql("SELECT * FROM imnm_coverage")._jdf.queryExecution() \
+        .optimizedPlan().toString()
+    read = re.findall(r"Relation \[([^\]]*)\] parquet", coverage)
+    assert read and not any(c in r for r in read for c in (
+        "measurement_concept_id", "condition_concept_id", "drug_concept_id"))
+    for view in STAGED_WHERE_CTES_INLINE["omop"]:
+        assert "LogicalRDD" in spark.spark.table(view)._jdf.queryExecution() \
+            .optimizedPlan().toString(), view
+    looked_up = spark.spark.sql(
+        "SELECT COUNT(*) FROM imnm_measurement_hits AS h "
+        "LEFT JOIN imnm_unit_factors AS f ON f.spelling = h.unit_source")
+    assert "BroadcastHashJoin" in looked_up._jdf.queryExecution().executedPlan().toString()
+
+
+def test_duckdb_stages_only_what_it_would_compute_twice(population: dict[str, Path]) -> None:
+    """DuckDB computes a CTE read twice once, so the views staged for Spark stay views."""
+    from imnm.screen.engines import DuckDBEngine
+    from imnm.screen.run import STAGED_VIEWS, STAGED_WHERE_CTES_INLINE
+
+    engine = DuckDBEngine()
+    try:
+        run_screen("omop", str(population["parquet"]), engine=engine, as_of=synth.AS_OF)
+        tables = {r["table_name"] for r in engine.rows(
+            "SELECT table_name FROM duckdb_tables() WHERE temporary")}
+    finally:
+        engine.close()
+    assert {f"{v}__computed" for v in STAGED_VIEWS["omop"]} <= tables
+    assert not {f"{v}__computed" for v in STAGED_WHERE_CTES_INLINE["omop"]} & tables
+
+
 def test_missing_tables_make_children_not_assessable(population: dict[str, Path],
                                                      tmp_path: Path) -> None:
     folder = tmp_path / "omop"
