@@ -41,7 +41,8 @@ def cluster_environment() -> dict[str, str]:
                          "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
                          # the master's and workers' JVMs: C1 only, as the tests' drivers and
                          # executors (tests/spark-conf/spark-defaults.conf)
-                         "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1", "PYSPARK_PYTHON": sys.executable,
+                         "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1",
+                         "PYSPARK_PYTHON": sys.executable,
                          "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_NO_DAEMONIZE": "1"}
 
 
