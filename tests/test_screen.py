@@ -160,6 +160,38 @@ def test_duckdb_and_spark_worklists_are_identical(population: dict[str, Path],
     assert on_spark.population == on_duckdb.population == N
 
 
+def _reads_each_input_once(spark: SparkEngine) -> None:
+    """Spark inlines a CTE at each place it is read. The worklist read the staged views 31
+    times (the facts once per tier, each rule's facts twice) and the coverage counts read the
+    event tables again at each use of their tally. Now the worklist reads each staged view
+    once (the labels twice: facts and codes) and the person table once; the coverage counts
+    read no event table (the tally is staged on Spark, not on DuckDB); a join with a lookup
+    view is a broadcast, not a shuffle of the rows looked up."""
+    import re
+
+    from imnm.knowledge import load_knowledge
+    from imnm.screen.definition import Parameters, render
+    from imnm.screen.run import STAGED_WHERE_CTES_INLINE
+
+    kb = load_knowledge()
+    query = render(kb, Parameters.from_knowledge(kb, synth.AS_OF), "spark", "omop").query
+    worklist = spark.spark.sql(query)._jdf.queryExecution().optimizedPlan().toString()
+    assert worklist.count("LogicalRDD") == 4
+    assert len(re.findall(r"Relation \[[^\]]*\] parquet", worklist)) == 1
+    coverage = spark.spark.sql("SELECT * FROM imnm_coverage")._jdf.queryExecution() \
+        .optimizedPlan().toString()
+    read = re.findall(r"Relation \[([^\]]*)\] parquet", coverage)
+    assert read and not any(c in r for r in read for c in (
+        "measurement_concept_id", "condition_concept_id", "drug_concept_id"))
+    for view in STAGED_WHERE_CTES_INLINE["omop"]:
+        assert "LogicalRDD" in spark.spark.table(view)._jdf.queryExecution() \
+            .optimizedPlan().toString(), view
+    looked_up = spark.spark.sql(
+        "SELECT COUNT(*) FROM imnm_measurement_hits AS h "
+        "LEFT JOIN imnm_unit_factors AS f ON f.spelling = h.unit_source")
+    assert "BroadcastHashJoin" in looked_up._jdf.queryExecution().executedPlan().toString()
+
+
 def test_tables_in_a_spark_session(population: dict[str, Path], spark: SparkEngine) -> None:
     # A data team's session already holds the OMOP tables (here: temporary views).
     for table in ("person", "concept", "concept_ancestor", "concept_relationship",
@@ -167,6 +199,7 @@ def test_tables_in_a_spark_session(population: dict[str, Path], spark: SparkEngi
         frame = spark.spark.read.parquet(str(population["parquet"] / f"{table}.parquet"))
         frame.createOrReplaceTempView(table)
     in_session = run_screen("omop", "spark:", engine=spark, as_of=synth.AS_OF)
+    _reads_each_input_once(spark)
     from_files = run_screen("omop", str(population["parquet"]), as_of=synth.AS_OF)
     assert in_session.rows == from_files.rows and len(in_session.rows) >= 10
 
@@ -188,40 +221,6 @@ def test_spark_broadcasts_only_what_it_has_measured_small(population: dict[str, 
     frame.collect()
     final = frame._jdf.queryExecution().executedPlan().toString()
     assert "isFinalPlan=true" in final and "BroadcastHashJoin" in final
-
-
-def test_spark_reads_each_input_once_and_broadcasts_the_lookups(
-        population: dict[str, Path], spark: SparkEngine) -> None:
-    """Spark inlines a CTE at each place it is read. The worklist read the staged views 31
-    times (the facts once per tier, each rule's facts twice) and the coverage counts read the
-    event tables again at each use of their tally. Now the worklist reads each staged view
-    once (the labels twice: facts and codes) and the person table once; the coverage counts
-    read no event table (the tally is staged on Spark, not on DuckDB); a join with a lookup
-    view is a broadcast, not a shuffle of the rows looked up."""
-    import re
-
-    from imnm.knowledge import load_knowledge
-    from imnm.screen.definition import Parameters, render
-    from imnm.screen.run import STAGED_WHERE_CTES_INLINE
-
-    run_screen("omop", str(population["parquet"]), engine=spark, as_of=synth.AS_OF)
-    kb = load_knowledge()
-    query = render(kb, Parameters.from_knowledge(kb, synth.AS_OF), "spark", "omop").query
-    worklist = spark.spark.sql(query)._jdf.queryExecution().optimizedPlan().toString()
-    assert worklist.count("LogicalRDD") == 4
-    assert len(re.findall(r"Relation \[[^\]]*\] parquet", worklist)) == 1
-    coverage = spark.spark.sql("SELECT * FROM imnm_coverage")._jdf.queryExecution() \
-        .optimizedPlan().toString()
-    read = re.findall(r"Relation \[([^\]]*)\] parquet", coverage)
-    assert read and not any(c in r for r in read for c in (
-        "measurement_concept_id", "condition_concept_id", "drug_concept_id"))
-    for view in STAGED_WHERE_CTES_INLINE["omop"]:
-        assert "LogicalRDD" in spark.spark.table(view)._jdf.queryExecution() \
-            .optimizedPlan().toString(), view
-    looked_up = spark.spark.sql(
-        "SELECT COUNT(*) FROM imnm_measurement_hits AS h "
-        "LEFT JOIN imnm_unit_factors AS f ON f.spelling = h.unit_source")
-    assert "BroadcastHashJoin" in looked_up._jdf.queryExecution().executedPlan().toString()
 
 
 def test_duckdb_stages_only_what_it_would_compute_twice(population: dict[str, Path]) -> None:
