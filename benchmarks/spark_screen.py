@@ -1,7 +1,7 @@
 """Time the population screen on Spark local[2], step by step. Run by hand, never by the tests:
 
     .venv/bin/python benchmarks/spark_screen.py --database omop-100000.duckdb [--rounds 2]
-        [--compare-src /path/to/other/checkout/src]
+        [--compare-src /path/to/other/checkout/src --compare-label 'git archive REV src']
 
 Exports the tables of a DuckDB OMOP database (benchmarks/realistic.py writes one; screen.py
 keeps it under --work) to Parquet beside it, once, then runs `run_screen(..., engine_name=
@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--database", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--compare-src", type=Path, default=None)
+    parser.add_argument("--compare-label", default="",
+                        help="what --compare-src is (written with the results)")
     args = parser.parse_args()
     parquet = export(args.database.resolve())
     trees = {"this checkout": ROOT / "src"}
@@ -77,6 +79,8 @@ def main() -> None:
     lines = [f"imnm screen on Spark local[2], {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
              f"{platform.machine()}, {os.cpu_count()} cores; data: {args.database.name} as "
              f"Parquet; screen date {AS_OF}; one process per run (JVM start included)"]
+    if args.compare_src:
+        lines.append(f"  --compare-src: {args.compare_label or args.compare_src}")
     outputs: dict[str, Path] = {}
     for index in range(args.rounds):
         for label, src in trees.items():
