@@ -982,6 +982,38 @@ def test_the_shared_reports_keep_the_newest_and_the_replay_cache_forgets_nothing
     assert all(replay.get(f"jti{i}") == "" for i in range(2 * PURGE_EVERY + 1))
 
 
+def test_writers_of_a_shared_table_wait_their_turn_on_its_lock_file(tmp_path: Any) -> None:
+    """A worker writing the shared replay cache waits on the writers' file lock, and writes
+    as soon as it is released, instead of meeting SQLite's lock and sleeping 1 to 100 ms
+    between tries on its event loop. Another process's hold is stood in for by a second
+    descriptor of the lock file (flock locks belong to the open file, not the process)."""
+    import fcntl
+    import os
+    import threading
+    import time as time_
+
+    from imnm.service.shared import SharedTable
+
+    path = str(tmp_path / "shared.db")
+    table, reader = SharedTable(path, "seen"), SharedTable(path, "seen")  # two workers
+    other = os.open(f"{path}.lock", os.O_WRONLY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        done = threading.Event()
+        writer = threading.Thread(target=lambda: (table.insert("jti", time_.time() + 60),
+                                                  done.set()))
+        writer.start()
+        assert not done.wait(0.3)  # held elsewhere: the write waits
+        assert reader.get("jti") is None  # reading takes no turn
+        fcntl.flock(other, fcntl.LOCK_UN)
+        assert done.wait(5)  # released: the write goes through
+        writer.join()
+        assert reader.get("jti") == ""
+        assert not table.insert("jti", time_.time() + 60)  # and stays a replay
+    finally:
+        os.close(other)
+
+
 def test_a_card_says_what_the_ehr_sent_that_imnm_could_not_read(dev: TestClient) -> None:
     """A CK in a unit imnm does not convert is not used; the card counts and names it rather
     than resting silently on the rest."""
