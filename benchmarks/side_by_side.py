@@ -8,14 +8,18 @@ It runs benchmarks/screen.py (on ``--database``, an OMOP DuckDB file, or on gene
 realistic databases of ``--sizes``), benchmarks/service.py (2 workers at 50 clients, once in
 development mode and once as in production, with an RS384 token per call, as issue 14
 measured) and benchmarks/assess.py one after the other, each writing its own results file
-(the service's as side_by_side-service*.txt, so that the README's tables keep their runs),
-then prints the lines that answer the issue's goals together, with the machine they ran on
-(also written to benchmarks/results/side_by_side.txt).
+(the service's as side_by_side-service*.txt), then prints the lines that answer the issue's
+goals together, with the machine they ran on. The summary is written to
+benchmarks/results/side_by_side.txt (the latest run), and the whole output of the run, every
+benchmark's lines and the summary, with its start and end in UTC, to
+benchmarks/results/side_by_side-YYYY-MM-DD-HHMM.txt (named by its start), which later runs
+do not overwrite.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import platform
 import subprocess
 import sys
@@ -25,9 +29,28 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+TRANSCRIPT: list[str] = []
+"""Every line this run printed, its benchmarks' included, for the file of the whole run."""
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+    TRANSCRIPT.append(line)
+
+
 def run(script: str, *args: str) -> None:
-    print(f"--- {script} {' '.join(args)}", flush=True)
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], check=True)
+    say(f"--- {script} {' '.join(args)}")
+    with subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / script), *args],
+                          stdout=subprocess.PIPE, text=True) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            say(line.rstrip("\n"))
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, script)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def lines(name: str, *markers: str) -> list[str]:
@@ -45,6 +68,8 @@ def main() -> None:
     parser.add_argument("--service-seconds", type=float, default=15)
     parser.add_argument("--cold-runs", type=int, default=20)
     args = parser.parse_args()
+    started = utc_now()
+    say(f"side_by_side.py started {started:%Y-%m-%d %H:%M:%S} UTC")
     screen = ["--database", args.database] if args.database else \
         ["--sizes", *map(str, args.sizes)]
     run("screen.py", *screen, "--rounds", str(args.rounds))
@@ -64,8 +89,13 @@ def main() -> None:
                "cold start (goal: imnm assess at most 0.3 s):",
                *lines("assess.txt", "process start to exit")]
     text = "\n".join(summary) + "\n"
-    print(text, end="")
     (RESULTS / "side_by_side.txt").write_text(text, encoding="utf-8")
+    for line in summary:
+        say(line)
+    say(f"side_by_side.py ended {utc_now():%Y-%m-%d %H:%M:%S} UTC")
+    whole = RESULTS / f"side_by_side-{started:%Y-%m-%d-%H%M}.txt"
+    whole.write_text("\n".join(TRANSCRIPT) + "\n", encoding="utf-8")
+    print(f"the whole run: {whole.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
