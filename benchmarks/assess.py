@@ -17,13 +17,14 @@ start is imnm's own. Written to benchmarks/results/assess-instructions.txt.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe  # this folder's benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "case-series-2025-patient-1.json"
@@ -103,8 +104,7 @@ def count_instructions() -> list[str]:
         counts = {name: callgrind(command, {"PYTHONHASHSEED": "0"})
                   for name, command in _commands(Path(tmp)).items()}
     own = counts["imnm assess"] - counts[TYPER_FLOOR]
-    return [f"machine: {platform.platform()}, python {platform.python_version()}, {version}; "
-            "process start to exit, PYTHONHASHSEED=0",
+    return [f"{describe(probe=False)}, {version}; process start to exit, PYTHONHASHSEED=0",
             *(f"{name}: {n / 1e6:,.0f} million instructions" for name, n in counts.items()),
             f"imnm's own start (imnm assess less the typer command line): {own / 1e6:,.0f} "
             f"million instructions, {own / counts['imnm assess']:.0%} of it"]
@@ -161,7 +161,7 @@ def main() -> None:
     first, warm, n = in_process(args.rounds)
     warm_ms = sorted(t * 1000 for t in warm)
     lines = [
-        f"machine: {platform.platform()}, python {platform.python_version()}",
+        describe(),
         *(f"{name} (process start to exit, {args.runs} runs, interleaved): "
           f"median {statistics.median(t):.3f} s, min {min(t):.3f} s, max {max(t):.3f} s"
           for name, t in cold.items()),

@@ -23,13 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from machine import describe  # this folder's benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "instructions.txt"
@@ -129,7 +130,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", DRIVER.format(
         bench=str(ROOT / "benchmarks"), src=str(args.src), extra=0, n=1)],
         check=True, capture_output=True)
-    lines = [f"machine: {platform.platform()}, python {platform.python_version()}, {version}; "
+    lines = [f"{describe(probe=False)}, {version}; "
              f"src {args.src}; each figure (Ir({WARM} + {args.calls}) - Ir({WARM})) / "
              f"{args.calls}, the hook call in process (development mode)"]
     for extra in args.extra:

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe  # this folder's benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2025-06-30"
@@ -204,8 +204,7 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="imnm-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    lines = [f"machine: {platform.platform()}, {os.cpu_count()} cores, "
-             f"python {platform.python_version()}"]
+    lines = [describe()]
     figures: dict[str, dict[str, float]] = {}
     for n in ([0] if args.database else args.sizes):
         db = work / f"omop-{n}.duckdb"

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -38,6 +37,7 @@ import time
 from pathlib import Path
 
 import httpx
+from machine import describe  # this folder's benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -254,8 +254,7 @@ def main() -> None:
     args = parser.parse_args()
     tool = "wrk" if shutil.which("wrk") else "python asyncio client (wrk not installed)"
     body = payload(args.extra_results)
-    lines = [f"machine: {platform.platform()}, python {platform.python_version()}, "
-             f"{os.cpu_count()} cores; load generator: {tool}; {args.seconds:g} s per level; "
+    lines = [f"{describe()}; load generator: {tool}; {args.seconds:g} s per level; "
              f"payload {len(json.dumps(body)):,} bytes"
              + (f" ({args.extra_results} unused results added)" if args.extra_results else "")
              + "; "

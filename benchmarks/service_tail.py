@@ -27,13 +27,14 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe  # this folder's benchmarks/machine.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import service as bench  # benchmarks/service.py: payload, wrk, the Python client
@@ -177,8 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     tool = "wrk" if shutil.which("wrk") else "python"
     body = bench.payload()
-    lines = [f"machine: {platform.platform()}, python {platform.python_version()}, "
-             f"{os.cpu_count()} cores; 1 worker, {args.clients} clients, {args.seconds:g} s per "
+    lines = [f"{describe()}; 1 worker, {args.clients} clients, {args.seconds:g} s per "
              f"round; load generator: {tool}; development mode (no token check); "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
     print(lines[0], flush=True)

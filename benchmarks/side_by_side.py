@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from machine import describe  # this folder's benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -79,7 +80,7 @@ def main() -> None:
     run("service.py", *service, "--tokens", "--results", "side_by_side-service-tokens.txt")
     run("assess.py", "--runs", str(args.cold_runs))
     screen_file = "screen-database.txt" if args.database else "screen.txt"
-    summary = [f"machine: {platform.platform()}, python {platform.python_version()}",
+    summary = [describe(),
                "screen (goal: within 1.5x of the hand-written query, time and memory):",
                *lines(screen_file, "children (from", "children (generated",
                       "screen / hand-written"),

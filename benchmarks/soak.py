@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import random
 import re
 import socket
@@ -42,6 +41,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from machine import describe  # this folder's benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -221,7 +221,7 @@ def main() -> None:
     calls = len(every)
     bad = sum(result["unexpected"].values())
     memory = result["memory"]
-    lines = [f"machine: {platform.platform()}, python {platform.python_version()}, "
+    lines = [f"{describe()}, "
              f"{args.clients} clients for {args.seconds:.0f} s, one uvicorn worker, "
              "SQLite registry, 1 MiB body cap",
              f"calls {calls:,} ({calls / args.seconds:.0f}/s); unexpected answers {bad} "

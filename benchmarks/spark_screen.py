@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from machine import describe  # this folder's benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2025-06-30"
@@ -77,7 +77,7 @@ def main() -> None:
     if args.compare_src:
         trees["--compare-src"] = args.compare_src.resolve()
     lines = [f"imnm screen on Spark local[2], {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
-             f"{platform.machine()}, {os.cpu_count()} cores; data: {args.database.name} as "
+             f"{describe()}; data: {args.database.name} as "
              f"Parquet; screen date {AS_OF}; one process per run (JVM start included)"]
     if args.compare_src:
         lines.append(f"  --compare-src: {args.compare_label or args.compare_src}")
