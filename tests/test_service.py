@@ -706,8 +706,11 @@ def test_cards_speak_in_words(dev: TestClient) -> None:
 def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
         tmp_path: Any) -> None:
     """Issue 14: `imnm serve --workers N`. Several processes answer on one port; a token
-    replayed to another worker is still refused, a card's link made by one opens on any, and
-    new connections are dealt to the workers in turn."""
+    replayed to another worker is still refused, a card's link made by one opens on any, new
+    connections are dealt to the workers in turn, and a worker killed is replaced without a
+    call lost."""
+    import os
+    import signal
     import socket
     import subprocess
     import sys
@@ -719,6 +722,7 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
         port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     access_log = (tmp_path / "access.log").open("w+", encoding="utf-8")
+    opened = 0  # report links opened
     server = subprocess.Popen(
         [sys.executable, "-m", "imnm.cli", "serve", "--port", str(port), "--workers", "2",
          "--issuer", f"{ISSUER}={jwks_file}"], stdout=access_log,
@@ -743,6 +747,7 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
                 assert other.post(url, json=hook_call(), headers=headers).status_code == 401
         for link in links[:4]:
             assert httpx.get(link, timeout=10).status_code == 200
+            opened += 1
         # New connections go to the workers in turn: six calls, three on each (a report's key
         # starts with the process id of the worker that made it).
         makers = []
@@ -753,6 +758,37 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
                 makers.append(answer.json()["cards"][0]["links"][0]["url"]
                               .split("/reports/")[1].split("-")[0])
         assert sorted(makers.count(pid) for pid in set(makers)) == [3, 3], makers
+        # A worker that dies is replaced, and no call is lost: the dead one's connections are
+        # not dealt it, and its replacement joins the turn once it serves.
+        dead, survivor = sorted(set(makers))
+        os.kill(int(dead), signal.SIGKILL)
+        after: list[str] = []
+        deadline = time.time() + 60
+        while time.time() < deadline and len(set(after) - {survivor}) == 0:
+            with httpx.Client(timeout=10) as client:
+                answer = client.post(url, json=hook_call(),
+                                     headers={"Authorization": f"Bearer {token(url)}"})
+            assert answer.status_code == 200, answer.text
+            after.append(answer.json()["cards"][0]["links"][0]["url"]
+                         .split("/reports/")[1].split("-")[0])
+            time.sleep(0.05)
+        assert dead not in after, after
+        replacement = set(after) - {survivor}
+        assert len(replacement) == 1, after
+        turn = []
+        for _ in range(4):  # and the two are dealt connections in turn again
+            with httpx.Client(timeout=10) as client:
+                answer = client.post(url, json=hook_call(),
+                                     headers={"Authorization": f"Bearer {token(url)}"})
+            turn.append(answer.json()["cards"][0]["links"][0]["url"]
+                        .split("/reports/")[1].split("-")[0])
+        assert sorted(turn) == sorted([survivor, *replacement] * 2), turn
+        # The reports the dead worker kept still open, from the workers that remain.
+        kept_by_dead = [link for link in links if f"/reports/{dead}-" in link]
+        assert kept_by_dead
+        for link in kept_by_dead:
+            assert httpx.get(link, timeout=10).status_code == 200
+            opened += 1
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -765,8 +801,8 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
     access_log.seek(0)
     lines = access_log.read()
     access_log.close()
-    assert lines.count('"GET /reports/') == 4, lines[-2000:]
-    assert lines.count(f"{QUERY_NOT_LOGGED} HTTP/1.1") == 4
+    assert lines.count('"GET /reports/') == opened, lines[-2000:]
+    assert lines.count(f"{QUERY_NOT_LOGGED} HTTP/1.1") == opened
     for link in links:
         query = link.split("?", 1)[1]
         assert query not in lines and query.split("signature=")[1] not in lines + err
