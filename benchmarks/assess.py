@@ -104,7 +104,7 @@ def count_instructions() -> list[str]:
         counts = {name: callgrind(command, {"PYTHONHASHSEED": "0"})
                   for name, command in _commands(Path(tmp)).items()}
     own = counts["imnm assess"] - counts[TYPER_FLOOR]
-    return [f"{describe(probe=False)}, {version}; process start to exit, PYTHONHASHSEED=0",
+    return [f"{describe()}, {version}; process start to exit, PYTHONHASHSEED=0",
             *(f"{name}: {n / 1e6:,.0f} million instructions" for name, n in counts.items()),
             f"imnm's own start (imnm assess less the typer command line): {own / 1e6:,.0f} "
             f"million instructions, {own / counts['imnm assess']:.0%} of it"]

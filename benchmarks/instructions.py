@@ -130,7 +130,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", DRIVER.format(
         bench=str(ROOT / "benchmarks"), src=str(args.src), extra=0, n=1)],
         check=True, capture_output=True)
-    lines = [f"{describe(probe=False)}, {version}; "
+    lines = [f"{describe()}, {version}; "
              f"src {args.src}; each figure (Ir({WARM} + {args.calls}) - Ir({WARM})) / "
              f"{args.calls}, the hook call in process (development mode)"]
     for extra in args.extra:
