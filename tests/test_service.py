@@ -709,6 +709,7 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
     replayed to another worker is still refused, a card's link made by one opens on any, new
     connections are dealt to the workers in turn, and a worker killed is replaced without a
     call lost."""
+    import contextlib
     import os
     import signal
     import socket
@@ -760,8 +761,19 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
         assert sorted(makers.count(pid) for pid in set(makers)) == [3, 3], makers
         # A worker that dies is replaced, and no call is lost: the dead one's connections are
         # not dealt it, and its replacement joins the turn once it serves.
-        dead, survivor = sorted(set(makers))
+        # (the worker that made the first links, so that their reports outlive it)
+        dead = links[0].split("/reports/")[1].split("-")[0]
+        (survivor,) = set(makers) - {dead}
         os.kill(int(dead), signal.SIGKILL)
+        # Calls from the moment it has died (a call handed to it while it was dying would be
+        # lost with it, as it would be in a real crash): gone, or a zombie until reaped.
+        stat = f"/proc/{dead}/stat"
+        gone_by = time.time() + 10
+        while os.path.exists(stat) and time.time() < gone_by:
+            with contextlib.suppress(OSError), open(stat, encoding="ascii") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
         after: list[str] = []
         deadline = time.time() + 60
         while time.time() < deadline and len(set(after) - {survivor}) == 0:
