@@ -9,7 +9,8 @@ realistic databases of ``--sizes``), benchmarks/service.py (2 workers at 50 clie
 development mode and once as in production, with an RS384 token per call, as issue 14
 measured) and benchmarks/assess.py one after the other, each writing its own results file
 (the service's as side_by_side-service*.txt), then prints the lines that answer the issue's
-goals together, with the machine they ran on. The summary is written to
+goals together, with the machine they ran on, and a verdict on each goal for this run (met or
+NOT met, the screen both timed as imnm is and against the query alone). The summary is written to
 benchmarks/results/side_by_side.txt (the latest run), and the whole output of the run, every
 benchmark's lines and the summary, with its start and end in UTC, to
 benchmarks/results/side_by_side-YYYY-MM-DD-HHMM.txt (named by its start), which later runs
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +31,11 @@ from machine import describe  # this folder's benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+
+# Issue 14's goals, against which each run's figures are judged in its summary.
+SCREEN_RATIO_GOAL = 1.5  # imnm / the hand-written query, in time and in peak memory
+HOOK_P99_GOAL_MS = 50.0  # p99 with 50 concurrent clients
+COLD_START_GOAL_S = 0.3  # imnm assess, process start to exit
 
 
 TRANSCRIPT: list[str] = []
@@ -59,6 +67,46 @@ def lines(name: str, *markers: str) -> list[str]:
     return [line.rstrip() for line in text if any(m in line for m in markers)]
 
 
+def _met(value: float, goal: float) -> str:
+    return "met" if value <= goal else "NOT met"
+
+
+def verdicts(screen_json: str) -> list[str]:
+    """This run's figures against issue 14's goals, one line each: the screen at each size
+    (timed as imnm is, and against the query alone), the hook's p99 in each mode, and the
+    median cold start. A figure the results do not hold is said to be missing."""
+    out = ["verdicts, this run on this machine (issue 14's goals):"]
+    figures = json.loads((RESULTS / screen_json).read_text(encoding="utf-8"))
+    for size in figures.values():
+        time_as, alone = size["screen_over_hand"], size["screen_over_hand_query"]
+        memory = size["screen_over_hand_memory"]
+        out.append(f"  screen, {size['children']:,} children: {time_as:.2f}x the hand-written "
+                   f"query timed as imnm is ({_met(time_as, SCREEN_RATIO_GOAL)}), "
+                   f"{alone:.2f}x the query alone ({_met(alone, SCREEN_RATIO_GOAL)}), "
+                   f"{memory:.2f}x its memory ({_met(memory, SCREEN_RATIO_GOAL)}); "
+                   f"goal {SCREEN_RATIO_GOAL}x")
+    for mode, name in (("development mode", "side_by_side-service.txt"),
+                       ("a token per call", "side_by_side-service-tokens.txt")):
+        found = [re.search(r"p99\s+([0-9.]+) ms\s+(\d+) calls/s", line)
+                 for line in lines(name, "2 worker(s), 50 concurrent")]
+        if not found or found[0] is None:
+            out.append(f"  hook, {mode}: no p99 at 50 clients in {name}")
+            continue
+        p99, rate = float(found[0][1]), int(found[0][2])
+        out.append(f"  hook, {mode}: p99 {p99:.1f} ms at 50 clients, {rate:,} calls/s "
+                   f"({_met(p99, HOOK_P99_GOAL_MS)}; goal {HOOK_P99_GOAL_MS:g} ms)")
+    cold = [re.search(r"median ([0-9.]+) s, min ([0-9.]+) s", line)
+            for line in lines("assess.txt", "imnm assess (process start to exit")]
+    if not cold or cold[0] is None:
+        out.append("  cold start: no imnm assess figure in assess.txt")
+    else:
+        median, least = float(cold[0][1]), float(cold[0][2])
+        out.append(f"  cold start: imnm assess median {median:.3f} s, min {least:.3f} s "
+                   f"({_met(median, COLD_START_GOAL_S)} by the median; goal "
+                   f"{COLD_START_GOAL_S:g} s)")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,7 +136,8 @@ def main() -> None:
                *lines("side_by_side-service.txt", "load generator", "50 concurrent"),
                *lines("side_by_side-service-tokens.txt", "load generator", "50 concurrent"),
                "cold start (goal: imnm assess at most 0.3 s):",
-               *lines("assess.txt", "process start to exit")]
+               *lines("assess.txt", "process start to exit"),
+               *verdicts(screen_file.replace(".txt", ".json"))]
     text = "\n".join(summary) + "\n"
     (RESULTS / "side_by_side.txt").write_text(text, encoding="utf-8")
     for line in summary:
