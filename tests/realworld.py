@@ -22,6 +22,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -201,38 +202,69 @@ def _source_file(folder: Path, table: str) -> Path | None:
     return None
 
 
-def _cell(value: Any, column: str, dialect: Dialect) -> str:
-    if value is None or value == "":
-        return dialect.null
-    if column.endswith("_date"):
+def _read_table(path: Path, delimiter: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """A source table's columns and rows, each as long as the columns (a short row's missing
+    cells are None, as csv.DictReader gives them)."""
+    with _open(path) as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        columns = tuple(next(reader, ()))
+        width = len(columns)
+        return columns, [tuple(row[:width]) + (None,) * (width - len(row))
+                         for row in reader if row]
+
+
+def _cells(column: str, dialect: Dialect) -> Callable[[Any], str]:
+    """How ``dialect`` writes a value of ``column``: empty or None as its null, a ``*_date``
+    column's date (a date, or text whose first ten characters are one) in its date format,
+    anything else as text. A column's dates repeat (a vocabulary's validity dates most of
+    all), so each is converted once."""
+    if not column.endswith("_date"):
+        return lambda value: dialect.null if value is None or value == "" else str(value)
+
+    @cache
+    def date(value: Any) -> str:
+        if value is None or value == "":
+            return dialect.null
         when = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
         return dialect.date(when)
-    return str(value)
+
+    return date
 
 
 def write_omop_copy(source: Path, target: Path, dialect: Dialect,
                     planted: dict[str, list[dict[str, Any]]],
                     tables: Iterable[str] = OMOP_TABLES, source_delimiter: str = ",") -> Path:
     """A copy of the export's tables in ``dialect``, with ``planted`` rows added."""
-    target.mkdir(parents=True, exist_ok=True)
+    return write_omop_copies(source, {dialect: target}, planted, tables, source_delimiter)[
+        dialect]
+
+
+def write_omop_copies(source: Path, targets: dict[Dialect, Path],
+                      planted: dict[str, list[dict[str, Any]]],
+                      tables: Iterable[str] = OMOP_TABLES, source_delimiter: str = ","
+                      ) -> dict[Dialect, Path]:
+    """A copy of the export's tables in each dialect, in its folder, with ``planted`` rows
+    added; each source table is read once for all the copies."""
+    for target in targets.values():
+        target.mkdir(parents=True, exist_ok=True)
     for table in tables:
         path = _source_file(source, table)
         if path is None:
             continue
-        with _open(path) as handle:
-            reader = csv.DictReader(handle, delimiter=source_delimiter)
-            columns = list(reader.fieldnames or [])
-            rows: list[dict[str, Any]] = list(reader)
-        have = {str(r.get("concept_id")) for r in rows} if table == "concept" else set()
-        rows += [{c: r.get(c) for c in columns} for r in planted.get(table, [])
+        columns, read = _read_table(path, source_delimiter)
+        have = ({str(r[columns.index("concept_id")]) for r in read} if table == "concept"
+                else set())
+        added = [tuple(r.get(c) for c in columns) for r in planted.get(table, [])
                  if table != "concept" or str(r["concept_id"]) not in have]
-        out = target / (table.upper() + dialect.suffix)
-        with out.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, delimiter=dialect.delimiter, lineterminator="\n")
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow([_cell(row.get(c), c, dialect) for c in columns])
-    return target
+        for dialect, target in targets.items():
+            writes = [_cells(c, dialect) for c in columns]
+            out = target / (table.upper() + dialect.suffix)
+            with out.open("w", encoding="utf-8", newline="") as handle:
+                writer = csv.writer(handle, delimiter=dialect.delimiter, lineterminator="\n")
+                writer.writerow(columns)
+                writer.writerows([write(value) for write, value in zip(writes, row, strict=True)]
+                                 for rows in (read, added) for row in rows)
+    return targets
 
 
 # --------------------------------------------------------------------------- FHIR

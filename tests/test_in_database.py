@@ -21,7 +21,14 @@ from imnm.screen.definition import EMIT_DIALECTS, Parameters, emit, split
 from imnm.screen.engines import InputUnusable, PostgresEngine
 from imnm.screen.run import ScreenResult, run_screen
 from imnm.screen.sources import OMOP_TABLES, VOCABULARY_TABLE_NAMES
-from tests.realworld import AS_OF, DIALECTS, SYNTHEA27NJ, planted_omop, write_omop_copy
+from tests.realworld import (
+    AS_OF,
+    DIALECTS,
+    SYNTHEA27NJ,
+    planted_omop,
+    write_omop_copies,
+    write_omop_copy,
+)
 
 KB = load_knowledge()
 PLANTED, EXPECTED = planted_omop()
@@ -83,10 +90,10 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = tmp_path_factory.mktemp("pg")
     comma = next(d for d in DIALECTS if d.name == "comma")
     r_na = next(d for d in DIALECTS if d.name == "r_na")
-    load(write_omop_copy(SYNTHEA27NJ, root / "comma", comma, PLANTED), url, "cdm", "vocab",
-         typed=True)
-    load(write_omop_copy(SYNTHEA27NJ, root / "r_na", r_na, PLANTED), url, "raw", "raw_vocab",
-         typed=False)
+    copies = write_omop_copies(SYNTHEA27NJ, {comma: root / "comma", r_na: root / "r_na"},
+                               PLANTED)
+    load(copies[comma], url, "cdm", "vocab", typed=True)
+    load(copies[r_na], url, "raw", "raw_vocab", typed=False)
     return url
 
 

@@ -35,6 +35,7 @@ from tests.realworld import (
     plant_bundle,
     planted_omop,
     read_bundle,
+    write_omop_copies,
     write_omop_copy,
 )
 
@@ -74,7 +75,8 @@ def per_child_tiers(engine: DuckDBEngine | SparkEngine) -> dict[str, set[str]]:
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("synthea27nj")
-    return {d.name: write_omop_copy(SYNTHEA27NJ, root / d.name, d, PLANTED) for d in DIALECTS}
+    written = write_omop_copies(SYNTHEA27NJ, {d: root / d.name for d in DIALECTS}, PLANTED)
+    return {d.name: folder for d, folder in written.items()}
 
 
 @pytest.mark.parametrize("dialect", [d.name for d in DIALECTS])
