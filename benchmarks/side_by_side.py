@@ -67,6 +67,12 @@ def lines(name: str, *markers: str) -> list[str]:
     return [line.rstrip() for line in text if any(m in line for m in markers)]
 
 
+def _first(name: str, marker: str, pattern: str) -> re.Match[str] | None:
+    """``pattern`` in the first line of the results file ``name`` that holds ``marker``."""
+    found = lines(name, marker)
+    return re.search(pattern, found[0]) if found else None
+
+
 def _met(value: float, goal: float) -> str:
     return "met" if value <= goal else "NOT met"
 
@@ -87,20 +93,19 @@ def verdicts(screen_json: str) -> list[str]:
                    f"goal {SCREEN_RATIO_GOAL}x")
     for mode, name in (("development mode", "side_by_side-service.txt"),
                        ("a token per call", "side_by_side-service-tokens.txt")):
-        found = [re.search(r"p99\s+([0-9.]+) ms\s+(\d+) calls/s", line)
-                 for line in lines(name, "2 worker(s), 50 concurrent")]
-        if not found or found[0] is None:
+        hook = _first(name, "2 worker(s), 50 concurrent", r"p99\s+([0-9.]+) ms\s+(\d+) calls/s")
+        if hook is None:
             out.append(f"  hook, {mode}: no p99 at 50 clients in {name}")
             continue
-        p99, rate = float(found[0][1]), int(found[0][2])
+        p99, rate = float(hook[1]), int(hook[2])
         out.append(f"  hook, {mode}: p99 {p99:.1f} ms at 50 clients, {rate:,} calls/s "
                    f"({_met(p99, HOOK_P99_GOAL_MS)}; goal {HOOK_P99_GOAL_MS:g} ms)")
-    cold = [re.search(r"median ([0-9.]+) s, min ([0-9.]+) s", line)
-            for line in lines("assess.txt", "imnm assess (process start to exit")]
-    if not cold or cold[0] is None:
+    cold = _first("assess.txt", "imnm assess (process start to exit",
+                  r"median ([0-9.]+) s, min ([0-9.]+) s")
+    if cold is None:
         out.append("  cold start: no imnm assess figure in assess.txt")
     else:
-        median, least = float(cold[0][1]), float(cold[0][2])
+        median, least = float(cold[1]), float(cold[2])
         out.append(f"  cold start: imnm assess median {median:.3f} s, min {least:.3f} s "
                    f"({_met(median, COLD_START_GOAL_S)} by the median; goal "
                    f"{COLD_START_GOAL_S:g} s)")
@@ -129,13 +134,15 @@ def main() -> None:
     run("assess.py", "--runs", str(args.cold_runs))
     screen_file = "screen-database.txt" if args.database else "screen.txt"
     summary = [describe(),
-               "screen (goal: within 1.5x of the hand-written query, time and memory):",
+               f"screen (goal: within {SCREEN_RATIO_GOAL}x of the hand-written query, time and "
+               "memory):",
                *lines(screen_file, "children (from", "children (generated",
                       "screen / hand-written"),
-               "CDS Hooks patient-view (goal: p99 at most 50 ms with 50 clients):",
+               f"CDS Hooks patient-view (goal: p99 at most {HOOK_P99_GOAL_MS:g} ms with 50 "
+               "clients):",
                *lines("side_by_side-service.txt", "load generator", "50 concurrent"),
                *lines("side_by_side-service-tokens.txt", "load generator", "50 concurrent"),
-               "cold start (goal: imnm assess at most 0.3 s):",
+               f"cold start (goal: imnm assess at most {COLD_START_GOAL_S:g} s):",
                *lines("assess.txt", "process start to exit"),
                *verdicts(screen_file.replace(".txt", ".json"))]
     text = "\n".join(summary) + "\n"

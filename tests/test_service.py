@@ -737,6 +737,19 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
             except httpx.HTTPError:
                 time.sleep(0.2)
         url = f"{base}/cds-services/{SERVICE_ID}"
+
+        def maker(link: str) -> str:
+            """The process id of the worker that kept a report (its key starts with it)."""
+            return link.split("/reports/")[1].split("-")[0]
+
+        def called_worker() -> str:
+            """A call on a new connection; the worker that answered it."""
+            with httpx.Client(timeout=10) as client:
+                answer = client.post(url, json=hook_call(),
+                                     headers={"Authorization": f"Bearer {token(url)}"})
+            assert answer.status_code == 200, answer.text
+            return maker(answer.json()["cards"][0]["links"][0]["url"])
+
         links = []
         for _ in range(12):  # new connections, each to the next worker: the replay to the other
             with httpx.Client(timeout=10) as client:
@@ -751,18 +764,12 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
             opened += 1
         # New connections go to the workers in turn: six calls, three on each (a report's key
         # starts with the process id of the worker that made it).
-        makers = []
-        for _ in range(6):
-            with httpx.Client(timeout=10) as client:
-                answer = client.post(url, json=hook_call(),
-                                     headers={"Authorization": f"Bearer {token(url)}"})
-                makers.append(answer.json()["cards"][0]["links"][0]["url"]
-                              .split("/reports/")[1].split("-")[0])
+        makers = [called_worker() for _ in range(6)]
         assert sorted(makers.count(pid) for pid in set(makers)) == [3, 3], makers
         # A worker that dies is replaced, and no call is lost: the dead one's connections are
         # not dealt it, and its replacement joins the turn once it serves.
         # (the worker that made the first links, so that their reports outlive it)
-        dead = links[0].split("/reports/")[1].split("-")[0]
+        dead = maker(links[0])
         (survivor,) = set(makers) - {dead}
         os.kill(int(dead), signal.SIGKILL)
         # Calls from the moment it has died (a call handed to it while it was dying would be
@@ -777,26 +784,15 @@ def test_serve_with_workers_shares_the_replay_cache_and_the_link_secret(
         after: list[str] = []
         deadline = time.time() + 60
         while time.time() < deadline and len(set(after) - {survivor}) == 0:
-            with httpx.Client(timeout=10) as client:
-                answer = client.post(url, json=hook_call(),
-                                     headers={"Authorization": f"Bearer {token(url)}"})
-            assert answer.status_code == 200, answer.text
-            after.append(answer.json()["cards"][0]["links"][0]["url"]
-                         .split("/reports/")[1].split("-")[0])
+            after.append(called_worker())
             time.sleep(0.05)
         assert dead not in after, after
         replacement = set(after) - {survivor}
         assert len(replacement) == 1, after
-        turn = []
-        for _ in range(4):  # and the two are dealt connections in turn again
-            with httpx.Client(timeout=10) as client:
-                answer = client.post(url, json=hook_call(),
-                                     headers={"Authorization": f"Bearer {token(url)}"})
-            turn.append(answer.json()["cards"][0]["links"][0]["url"]
-                        .split("/reports/")[1].split("-")[0])
+        turn = [called_worker() for _ in range(4)]  # the two are dealt connections in turn
         assert sorted(turn) == sorted([survivor, *replacement] * 2), turn
         # The reports the dead worker kept still open, from the workers that remain.
-        kept_by_dead = [link for link in links if f"/reports/{dead}-" in link]
+        kept_by_dead = [link for link in links if maker(link) == dead]
         assert kept_by_dead
         for link in kept_by_dead:
             assert httpx.get(link, timeout=10).status_code == 200
