@@ -252,8 +252,11 @@ def write_omop_copies(source: Path, targets: dict[Dialect, Path],
         if path is None:
             continue
         columns, read = _read_table(path, source_delimiter)
-        have = ({str(r[columns.index("concept_id")]) for r in read} if table == "concept"
-                else set())
+        if table == "concept":
+            at = columns.index("concept_id")
+            have = {str(r[at]) for r in read}
+        else:
+            have = set()
         added = [tuple(r.get(c) for c in columns) for r in planted.get(table, [])
                  if table != "concept" or str(r["concept_id"]) not in have]
         for dialect, target in targets.items():
